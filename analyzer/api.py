@@ -1,0 +1,110 @@
+"""analyze(): runs the stages over the capture files and returns an AnalysisResult."""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+
+import pandas as pd
+
+from analyzer.capture.reader import CaptureReader
+from analyzer.diagnose.evidence import Evidence
+from analyzer.diagnose.rules import Verdict, classify, failed
+from analyzer.diagnose.causes import Cause, Confidence
+from analyzer.engine import Engine
+from analyzer.packets import LINKTYPE_NAMES
+from analyzer.result import AnalysisResult
+from analyzer.tables import TableBuilder, endpoint_ip
+from analyzer.tcp.flow import DEFAULT_TLS_PORTS, Flow
+from analyzer.tls.observer import SERVER
+
+PathLike = str | os.PathLike[str]
+
+
+def _server_endpoint(flow: Flow) -> tuple[str, int]:
+    cd = flow.client_dir or 0
+    pa, pb = flow.ports
+    return endpoint_ip(flow.key, 1 - cd), (pb if cd == 0 else pa)
+
+
+def _is_row(flow: Flow, ev: Evidence, tls_servers: set[tuple[str, int]], tls_ports: frozenset[int]) -> bool:
+    """failure-causes.md: TLS seen, a server that speaks TLS elsewhere, a TLS answer, or a well-known TLS port."""
+    if flow.obs is not None:
+        return True
+    if ev.server_sent_tls():
+        return True
+    if _server_endpoint(flow) in tls_servers:
+        return True
+    return ev.server_port in tls_ports and (ev.syn_seen or flow.syn_ack is not None)
+
+
+def analyze(
+    paths: PathLike | Sequence[PathLike],
+    ca_bundle: Iterable[PathLike] | None = None,
+    keylog: PathLike | Iterable[PathLike] | None = None,
+    tls_ports: Iterable[int] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> AnalysisResult:
+    """Analyse one capture or several (rotated files, several sensors) as one.
+
+    Never raises on damaged input (see ``result.warnings``); raises CaptureError when a file is
+    not a capture at all. ``progress(done_bytes, total_bytes)`` is called between blocks.
+    """
+    files = [os.fspath(paths)] if isinstance(paths, str | os.PathLike) else [os.fspath(p) for p in paths]
+    ports = frozenset(tls_ports) if tls_ports is not None else DEFAULT_TLS_PORTS
+    engine = Engine(ports)
+    warnings: list[str] = []
+    readers = [CaptureReader(f) for f in files]  # fail fast on a non-capture before any work
+    total = sum(r.info.size_bytes for r in readers)
+    done = 0
+    first_ts: int | None = None
+    last_ts: int | None = None
+    for i, reader in enumerate(readers):
+        engine.file_index = i
+        base = done
+        cb = (lambda n, b=base: progress(b + n, total)) if progress else None  # type: ignore[misc]
+        for blk in reader.blocks(progress=cb):
+            engine.process(blk)
+        done += reader.info.size_bytes
+        info = reader.info
+        warnings.extend(info.warnings)
+        for lt in info.linktypes:
+            if lt not in LINKTYPE_NAMES:
+                warnings.append(f"{os.path.basename(info.path)}: link type {lt} is not supported; its frames were skipped")
+        if info.first_ts_ns is not None:
+            first_ts = info.first_ts_ns if first_ts is None else min(first_ts, info.first_ts_ns)
+        if info.last_ts_ns is not None:
+            last_ts = info.last_ts_ns if last_ts is None else max(last_ts, info.last_ts_ns)
+        reader.close()
+    st = engine.stats
+    if st.ip_fragments:
+        warnings.append(f"{st.ip_fragments} IP fragment(s) not reassembled (first at frame {st.first_fragment_frame})")
+    if st.truncated_headers:
+        warnings.append(f"{st.truncated_headers} frame(s) too short for their TCP header (snap length?)")
+    end = last_ts or 0
+    flows = engine.finish(end)
+    evidence = [Evidence(f, end) for f in flows]
+    tls_servers = {_server_endpoint(f) for f in flows if f.obs is not None and f.obs.server_hello is not None}
+    builder = TableBuilder([os.path.basename(f) for f in files])
+    for flow, ev in zip(flows, evidence, strict=True):
+        ev.server_speaks_tls_elsewhere = _server_endpoint(flow) in tls_servers
+        if not _is_row(flow, ev, tls_servers, ports):
+            continue
+        try:
+            rule, verdict = classify(ev)
+        except Exception as exc:  # a bug must cost one row its diagnosis, not the whole analysis
+            rule, verdict = "error", failed(Cause.OTHER, f"internal error while diagnosing: {type(exc).__name__}: {exc}", Confidence.INFERRED)
+            warnings.append(f"connection at frame {flow.first_frame}: diagnosis failed ({type(exc).__name__}: {exc})")
+        try:
+            builder.add(flow, ev, verdict, rule, flow.file_index)
+        except Exception as exc:  # never lose the whole analysis to one connection
+            warnings.append(f"connection at frame {flow.first_frame}: could not build its row ({type(exc).__name__}: {exc})")
+    handshakes, alerts, events = builder.frames()
+    return AnalysisResult(
+        handshakes=handshakes, certificates=builder.certificates(), alerts=alerts, events=events,
+        warnings=warnings, files=files, packets=st.frames,
+        first_ts=pd.Timestamp(first_ts, unit="ns", tz="UTC") if first_ts is not None else None,
+        last_ts=pd.Timestamp(last_ts, unit="ns", tz="UTC") if last_ts is not None else None,
+    )
+
+
+__all__ = ["Verdict", "analyze"]

@@ -1,0 +1,333 @@
+"""The cause rules, as data: an ordered table of small named functions, first match wins."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from analyzer.diagnose.causes import Cause, Confidence, Outcome
+from analyzer.diagnose.evidence import Evidence, ms, quote
+from analyzer.tls.observer import CLIENT, SERVER, AlertSeen
+from analyzer.tls.registry import alert_name, version_name
+
+SYN_TIMEOUT_NS = 3_000_000_000  # a lone SYN this long before the capture's end counts as unanswered
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    outcome: Outcome
+    cause: Cause | None
+    detail: str | None
+    confidence: Confidence | None = None
+    rule_alert: tuple[str, str] | None = None  # (alert, sender) when the rule recognised an encrypted alert
+
+
+def failed(
+    cause: Cause, detail: str, confidence: Confidence = Confidence.CERTAIN, alert: tuple[str, str] | None = None
+) -> Verdict:
+    return Verdict(Outcome.FAILED, cause, detail, confidence, alert)
+
+
+def incomplete(detail: str) -> Verdict:
+    return Verdict(Outcome.INCOMPLETE, None, detail)
+
+
+ESTABLISHED = Verdict(Outcome.ESTABLISHED, None, None)
+
+# What a fatal alert means, by who sent it and where: (sender, before ServerHello?) -> description -> cause.
+SERVER_HELLO_ALERTS: dict[str, Cause] = {
+    "protocol_version": Cause.PROTOCOL_VERSION,
+    "handshake_failure": Cause.NO_SHARED_CIPHER,
+    "insufficient_security": Cause.NO_SHARED_CIPHER,
+    "unrecognized_name": Cause.UNRECOGNIZED_NAME,
+    "no_application_protocol": Cause.NO_APPLICATION_PROTOCOL,
+    "inappropriate_fallback": Cause.INAPPROPRIATE_FALLBACK,
+}
+# A client's certificate alert names the defect only loosely (stacks differ); the chain decides when
+# certificate validation is available, this table is the alert's own reading.
+CLIENT_CERT_ALERTS: dict[str, Cause] = {
+    "certificate_expired": Cause.CERT_EXPIRED,
+    "certificate_revoked": Cause.CERT_REVOKED,
+    "unknown_ca": Cause.CERT_UNTRUSTED_ROOT,
+    "bad_certificate": Cause.CERT_INVALID,
+    "unsupported_certificate": Cause.CERT_INVALID,
+    "certificate_unknown": Cause.CERT_INVALID,
+    "access_denied": Cause.CLIENT_ABORTED,
+    "insufficient_security": Cause.CERT_WEAK,
+}
+CLIENT_NEGOTIATION_ALERTS: dict[str, Cause] = {
+    "protocol_version": Cause.PROTOCOL_VERSION,
+    "inappropriate_fallback": Cause.INAPPROPRIATE_FALLBACK,
+}
+SERVER_CLIENT_CERT_ALERTS = {
+    "bad_certificate", "unsupported_certificate", "certificate_revoked", "certificate_expired",
+    "certificate_unknown", "unknown_ca", "access_denied", "certificate_required", "handshake_failure",
+    "decrypt_error",
+}
+
+
+def _port(ev: Evidence) -> str:
+    return f"port {ev.server_port}"
+
+
+# ---------------------------------------------------------------------------- transport
+
+
+def tcp_refused(ev: Evidence) -> Verdict | None:
+    f = ev.flow
+    if not ev.syn_seen or f.syn_ack is not None or ev.packets(SERVER) == 0:
+        return None
+    rst = ev.rst(SERVER)
+    if rst is None or ev.obs is not None:
+        return None
+    assert f.syn_ts is not None
+    return failed(Cause.TCP_REFUSED, f"SYN to {_port(ev)} answered by RST after {ms(rst[0] - f.syn_ts)}: nothing listens there (or a firewall rejects it)")
+
+
+def tcp_timeout(ev: Evidence) -> Verdict | None:
+    f = ev.flow
+    if not ev.syn_seen or f.syn_ack is not None or ev.packets(SERVER) > 0 or f.first_payload[0] or f.first_payload[1]:
+        return None
+    assert f.syn_ts is not None
+    waited = ev.capture_end_ns - f.syn_ts
+    if f.syn_count < 2 and waited < SYN_TIMEOUT_NS:
+        return incomplete(f"SYN to {_port(ev)} sent {ms(waited)} before the capture ended; no answer yet")
+    return failed(Cause.TCP_TIMEOUT, f"{f.syn_count} SYN(s) to {_port(ev)} over {ms(f.last_ts - f.syn_ts)} never answered "
+                  f"(capture ran {ms(waited)} past the first): host down, filtered, or packets dropped")
+
+
+def mid_connection(ev: Evidence) -> Verdict | None:
+    """The capture began after the handshake: say what can be said, never call it a failure."""
+    f, obs = ev.flow, ev.obs
+    if ev.syn_seen or f.syn_ack is not None:
+        return None
+    if obs is not None and (obs.client_hello is not None or obs.server_hello is not None):
+        return None
+    if obs is not None and obs.app_records[CLIENT] and obs.app_records[SERVER]:
+        return ESTABLISHED
+    return incomplete("capture began mid-connection: no TCP or TLS handshake seen")
+
+
+def no_client_hello(ev: Evidence) -> Verdict | None:
+    if ev.first_payload(CLIENT) is not None:
+        return None
+    banner = ev.first_payload(SERVER)
+    extra = f"; the server had sent {quote(banner[2])}" if banner else ""
+    close = ev.close(CLIENT) or ev.close(SERVER)
+    if close:
+        who = "client" if ev.close(CLIENT) == close else "server"
+        return failed(Cause.NO_CLIENT_HELLO, f"TCP connected but the client never sent a ClientHello; the {who} closed with {close[2]} (frame {close[1]}){extra}")
+    return failed(Cause.NO_CLIENT_HELLO, f"TCP connected but the client sent nothing before the capture ended{extra}")
+
+
+def client_sent_plaintext(ev: Evidence) -> Verdict | None:
+    if ev.flow.client_payload_tls is not False:
+        return None
+    fp = ev.first_payload(CLIENT)
+    assert fp is not None
+    answer = ev.first_payload(SERVER)
+    if answer is not None:
+        reply = "a TLS alert" if ev.server_sent_tls() else quote(answer[2])
+    else:
+        close = ev.close(SERVER)
+        reply = f"a {close[2]}" if close else "nothing"
+    why = "a server that speaks TLS elsewhere in this capture" if ev.server_speaks_tls_elsewhere else f"TLS {_port(ev)}"
+    return failed(Cause.CLIENT_SENT_PLAINTEXT, f"client sent plaintext {quote(fp[2])} (frame {fp[1]}) to {why}; the server answered with {reply}")
+
+
+# ---------------------------------------------------------------------------- negotiation
+
+
+def server_silent(ev: Evidence) -> Verdict | None:
+    obs = ev.obs
+    if obs is None or obs.client_hello is None or ev.first_payload(SERVER) is not None:
+        return None
+    assert obs.client_hello_ts is not None
+    ch = obs.client_hello_ts
+    rst, fin, cclose = ev.rst(SERVER), ev.fin(SERVER), ev.close(CLIENT)
+    if rst and (cclose is None or rst[0] <= cclose[0]):
+        return failed(Cause.SERVER_RESET, f"server side reset the connection {ms(rst[0] - ch)} after the ClientHello without a TLS answer (frame {rst[1]}): a TLS-intercepting middlebox, a crashed handler, or a server refusing the SNI")
+    if fin and (cclose is None or fin[0] <= cclose[0]):
+        return failed(Cause.SERVER_CLOSED, f"server closed (FIN) {ms(fin[0] - ch)} after the ClientHello without sending an alert (frame {fin[1]})")
+    if cclose:
+        return failed(Cause.SERVER_NO_RESPONSE, f"server sent nothing for {ms(cclose[0] - ch)} after the ClientHello; the client gave up with {cclose[2]} (frame {cclose[1]})")
+    return incomplete(f"ClientHello sent {ms(ev.capture_end_ns - ch)} before the capture ended; no server answer yet")
+
+
+def non_tls_server(ev: Evidence) -> Verdict | None:
+    obs = ev.obs
+    sp = ev.first_payload(SERVER)
+    if obs is None or sp is None or obs.server_hello is not None or ev.server_sent_tls():
+        return None
+    return failed(Cause.NON_TLS_SERVER, f"server answered the ClientHello with non-TLS bytes {quote(sp[2])} (frame {sp[1]}): wrong port or a plaintext service")
+
+
+def _alert_text(a: AlertSeen, who: str) -> str:
+    return f"{who} sent fatal alert {a.name} (frame {a.frame})"
+
+
+def server_alert_to_hello(ev: Evidence) -> Verdict | None:
+    obs = ev.obs
+    a = ev.first_fatal_alert()
+    if obs is None or a is None or a.side != SERVER or obs.server_hello is not None or a.description is None:
+        return None
+    cause = SERVER_HELLO_ALERTS.get(a.name, Cause.SERVER_REJECTED_HELLO)
+    ch = obs.client_hello
+    offered = ""
+    if ch is not None:
+        if cause is Cause.PROTOCOL_VERSION:
+            offered = f"; the client offered up to {version_name(ch.max_version)}"
+        elif cause is Cause.NO_SHARED_CIPHER:
+            offered = f"; the client offered {len(ch.cipher_suites)} cipher suites"
+        elif cause is Cause.UNRECOGNIZED_NAME:
+            offered = f"; the client asked for SNI {ch.sni!r}"
+        elif cause is Cause.NO_APPLICATION_PROTOCOL:
+            offered = f"; the client offered ALPN {', '.join(ch.alpn) or 'none'}"
+    when = f" {ms(a.ts_ns - obs.client_hello_ts)} after the ClientHello" if obs.client_hello_ts else ""
+    return failed(cause, _alert_text(a, "server") + when + offered)
+
+
+def client_alert(ev: Evidence) -> Verdict | None:
+    obs = ev.obs
+    a = ev.first_fatal_alert()
+    if obs is None or a is None or a.side != CLIENT or a.description is None:
+        return None
+    ref = obs.server_certificate_ts or obs.server_hello_ts
+    when = f" {ms(a.ts_ns - ref)} after the server's {'Certificate' if obs.server_certificate_ts else 'hello'}" if ref else ""
+    cause = CLIENT_NEGOTIATION_ALERTS.get(a.name) or CLIENT_CERT_ALERTS.get(a.name)
+    if cause is None:
+        cause = Cause.OTHER
+    return failed(cause, _alert_text(a, "client") + when)
+
+
+def server_alert_late(ev: Evidence) -> Verdict | None:
+    obs = ev.obs
+    a = ev.first_fatal_alert()
+    if obs is None or a is None or a.side != SERVER or a.description is None:
+        return None
+    cc = obs.client_certificate
+    if obs.certificate_request is not None and a.name in SERVER_CLIENT_CERT_ALERTS:
+        if cc is None or not cc.entries:
+            what = "an empty Certificate" if cc is not None else "no Certificate"
+            return failed(Cause.CLIENT_CERT_MISSING, f"server requested a client certificate, the client sent {what}, and the {_alert_text(a, 'server')}")
+        return failed(Cause.CLIENT_CERT_REJECTED, f"client sent a certificate chain of {len(cc.entries)} and the {_alert_text(a, 'server')}")
+    return failed(Cause.SERVER_ABORTED, _alert_text(a, "server") + " after the client's second flight")
+
+
+def encrypted_client_alert(ev: Evidence) -> Verdict | None:
+    """TLS 1.3: a lone short encrypted record from the client right after the server's flight, then close."""
+    obs = ev.obs
+    if obs is None or not obs.tls13 or obs.finished_ts[CLIENT] is not None or obs.finished_ts[SERVER] is None:
+        return None
+    rec = ev.lone_encrypted_record(CLIENT, obs.finished_ts[SERVER])
+    close = ev.close(CLIENT)
+    if rec is None:
+        return None
+    tail = f", then {close[2]}" if close else ""
+    return failed(
+        Cause.CERT_REJECTED_UNKNOWN,
+        f"client answered the server's encrypted flight with a lone {rec.length}-byte encrypted record (an alert) "
+        f"{ms(rec.ts_ns - obs.finished_ts[SERVER])} later (frame {rec.frame}){tail}; the certificate is encrypted in TLS 1.3: "
+        "a key log (SSLKEYLOGFILE) or a TLS 1.2 handshake to the same server would show why",
+        Confidence.INFERRED, ("encrypted", "client"),
+    )
+
+
+def encrypted_server_alert(ev: Evidence) -> Verdict | None:
+    obs = ev.obs
+    if obs is None or obs.finished_ts[CLIENT] is None:
+        return None
+    if obs.first_app_ts[CLIENT] is not None and obs.first_app_ts[CLIENT] < (ev.last_record_ts(SERVER) or 0):
+        return None
+    enc = [a for a in obs.alerts if a.side == SERVER and a.encrypted]
+    rec = ev.lone_encrypted_record(SERVER, obs.finished_ts[CLIENT]) if obs.tls13 else None
+    if not enc and rec is None:
+        return None
+    if obs.first_app_ts[SERVER] is not None and (rec is None or obs.first_app_ts[SERVER] < rec.ts_ns):
+        return None
+    frame = enc[0].frame if enc else rec.frame if rec else 0
+    return failed(
+        Cause.SERVER_ABORTED,
+        f"server sent an encrypted alert (frame {frame}) right after the client's second flight and closed: "
+        "in TLS 1.3 usually certificate_required/bad_certificate (mutual TLS) or decrypt_error; a key log would show which",
+        Confidence.INFERRED, ("encrypted", "server"),
+    )
+
+
+# ---------------------------------------------------------------------------- completion
+
+
+def established(ev: Evidence) -> Verdict | None:
+    obs = ev.obs
+    if obs is None:
+        return None
+    if obs.established:
+        return ESTABLISHED
+    if obs.client_hello is None and obs.server_hello is None:
+        if obs.app_records[CLIENT] and obs.app_records[SERVER]:
+            return ESTABLISHED  # capture began mid-connection; application data flows both ways
+        return incomplete("capture began mid-connection: no handshake seen and application data not seen both ways")
+    return None
+
+
+def aborted(ev: Evidence) -> Verdict | None:
+    obs = ev.obs
+    if obs is None or obs.server_hello is None:
+        return None
+    cclose, sclose = ev.close(CLIENT), ev.close(SERVER)
+    client_done = obs.finished_ts[CLIENT] is not None
+    if not client_done and cclose and (sclose is None or cclose[0] <= sclose[0]):
+        ref = obs.finished_ts[SERVER] or obs.server_hello_done_ts or obs.server_certificate_ts or obs.server_hello_ts
+        assert ref is not None
+        return failed(Cause.CLIENT_ABORTED, f"client closed with {cclose[2]} {ms(cclose[0] - ref)} after the server's flight without an alert (frame {cclose[1]}): application policy, pinning, or a certificate problem the client did not report")
+    if client_done and sclose and (cclose is None or sclose[0] <= cclose[0]):
+        return failed(Cause.SERVER_ABORTED, f"server closed with {sclose[2]} after the client's second flight without finishing the handshake (frame {sclose[1]})")
+    if sclose and not client_done:
+        return failed(Cause.SERVER_ABORTED, f"server closed with {sclose[2]} during the handshake (frame {sclose[1]})")
+    return None
+
+
+def gap_or_end(ev: Evidence) -> Verdict | None:
+    obs = ev.obs
+    gaps = [e for e in ev.flow.events if e[3] == "gap"]
+    if gaps:
+        return incomplete(f"{len(gaps)} gap(s) in the capture (first at frame {gaps[0][1]}: {gaps[0][4]}) before the handshake finished")
+    if obs is not None and not ev.flow.closed:
+        return incomplete("the capture ends before the handshake finished")
+    return None
+
+
+def fallback(ev: Evidence) -> Verdict | None:
+    obs = ev.obs
+    stage = "after the ServerHello" if obs and obs.server_hello else "after the ClientHello"
+    return failed(Cause.OTHER, f"the handshake stopped {stage} and the connection closed; no rule matched the evidence", Confidence.INFERRED)
+
+
+RULES: tuple[tuple[str, Callable[[Evidence], Verdict | None]], ...] = (
+    ("tcp_refused", tcp_refused),
+    ("tcp_timeout", tcp_timeout),
+    ("mid_connection", mid_connection),
+    ("no_client_hello", no_client_hello),
+    ("client_sent_plaintext", client_sent_plaintext),
+    ("server_silent", server_silent),
+    ("non_tls_server", non_tls_server),
+    ("server_alert_to_hello", server_alert_to_hello),
+    ("client_alert", client_alert),
+    ("server_alert_late", server_alert_late),
+    ("encrypted_client_alert", encrypted_client_alert),
+    ("encrypted_server_alert", encrypted_server_alert),
+    ("established", established),
+    ("aborted", aborted),
+    ("gap_or_end", gap_or_end),
+    ("fallback", fallback),
+)
+
+
+def classify(ev: Evidence) -> tuple[str, Verdict]:
+    for name, rule in RULES:
+        verdict = rule(ev)
+        if verdict is not None:
+            return name, verdict
+    raise AssertionError("the fallback rule always answers")
+
+
+__all__ = ["RULES", "Verdict", "alert_name", "classify"]

@@ -1,0 +1,123 @@
+"""The packet loop: header-skimmed blocks to flows, with per-packet Python only for undecided/deep flows."""
+from __future__ import annotations
+
+import numpy as np
+
+from analyzer.capture.reader import FrameBlock
+from analyzer.packets import SkimStats, TcpColumns, skim
+from analyzer.tcp.flow import ACK, DEFAULT_TLS_PORTS, FIN, RST, SKIP, SYN, Flow
+
+CTRL = SYN | FIN | RST
+
+
+class Engine:
+    """Holds the flow table across blocks (and across the files of one analysis)."""
+
+    def __init__(self, tls_ports: frozenset[int] = DEFAULT_TLS_PORTS) -> None:
+        self.tls_ports = tls_ports
+        self.flows: dict[tuple[int, ...], Flow] = {}
+        self.retired: list[Flow] = []
+        self.stats = SkimStats()
+        self.file_index = 0
+
+    def process(self, blk: FrameBlock) -> None:
+        cols = skim(blk, self.stats)
+        if not len(cols):
+            return
+        data = blk.data
+        starts_np = cols.starts
+        st = starts_np[:-1]
+        d0 = cols.dir == 0
+        wl = cols.wlen
+        pk0 = np.add.reduceat(d0.astype(np.int64), st).tolist()
+        by0 = np.add.reduceat(np.where(d0, wl, 0), st).tolist()
+        pkt = np.diff(starts_np).tolist()
+        byt = np.add.reduceat(wl, st).tolist()
+        tsmax = np.maximum.reduceat(cols.ts_ns, st).tolist()
+        nctrl = np.add.reduceat(((cols.flags & CTRL) != 0).astype(np.int64), st).tolist()
+        starts = starts_np.tolist()
+        flows = self.flows
+        for g, key in enumerate(cols.keys):
+            flow = flows.get(key)
+            if flow is not None and flow.mode == SKIP and nctrl[g] == 0:
+                # bulk data: one dictionary lookup and a few additions for the whole run
+                flow.pkts[0] += pk0[g]
+                flow.pkts[1] += pkt[g] - pk0[g]
+                flow.bytes[0] += by0[g]
+                flow.bytes[1] += byt[g] - by0[g]
+                if tsmax[g] > flow.last_ts:
+                    flow.last_ts = tsmax[g]
+                continue
+            self._run(key, flow, cols, data, starts[g], starts[g + 1])
+
+    def _new_flow(self, key: tuple[int, ...], ts: int, frame: int) -> Flow:
+        old = self.flows.get(key)
+        if old is not None:
+            self.retired.append(old)
+        flow = Flow(key, ts, frame, self.tls_ports)
+        flow.file_index = self.file_index
+        self.flows[key] = flow
+        return flow
+
+    @staticmethod
+    def _is_new_connection(flow: Flow, flags: int, seq: int) -> bool:
+        """A SYN that does not belong to the connection we know: the 4-tuple was reused."""
+        if not flags & SYN or flags & ACK:
+            return False
+        if flow.syn_seq is not None:
+            return seq != flow.syn_seq
+        return flow.closed or flow.first_payload[0] is not None or flow.first_payload[1] is not None
+
+    def _run(self, key: tuple[int, ...], flow: Flow | None, cols: TcpColumns, data: np.ndarray, s: int, e: int) -> None:
+        frames = cols.frame[s:e].tolist()
+        tss = cols.ts_ns[s:e].tolist()
+        dirs = cols.dir[s:e].tolist()
+        flags = cols.flags[s:e].tolist()
+        seqs = cols.seq[s:e].tolist()
+        wlens = cols.wlen[s:e].tolist()
+        if flow is None:
+            flow = self._new_flow(key, tss[0], frames[0])
+        n = e - s
+        i = 0
+        while i < n:
+            f = flags[i]
+            if f & SYN and self._is_new_connection(flow, f, seqs[i]):
+                flow = self._new_flow(key, tss[i], frames[i])
+            if flow.mode == SKIP:
+                # skimming: count everything, look only at SYN/FIN/RST
+                j = i
+                while j < n:
+                    fj = flags[j]
+                    if fj & SYN and j > i and self._is_new_connection(flow, fj, seqs[j]):
+                        break
+                    if fj & CTRL:
+                        flow.control(dirs[j], fj, seqs[j], tss[j], frames[j])
+                    d = dirs[j]
+                    flow.pkts[d] += 1
+                    flow.bytes[d] += wlens[j]
+                    if tss[j] > flow.last_ts:
+                        flow.last_ts = tss[j]
+                    j += 1
+                i = j
+                continue
+            d = dirs[i]
+            flow.pkts[d] += 1
+            flow.bytes[d] += wlens[i]
+            if tss[i] > flow.last_ts:
+                flow.last_ts = tss[i]
+            if f & CTRL:
+                flow.control(d, f, seqs[i], tss[i], frames[i])
+            wl = wlens[i]
+            if wl:
+                k = s + i
+                off = int(cols.poff[k])
+                payload = data[off : off + int(cols.plen[k])].tobytes()
+                flow.payload(d, seqs[i], payload, wl, tss[i], frames[i])
+            i += 1
+
+    def finish(self, end_ts: int) -> list[Flow]:
+        flows = self.retired + list(self.flows.values())
+        for flow in flows:
+            flow.finish(end_ts)
+        flows.sort(key=lambda f: (f.first_ts, f.first_frame))
+        return flows

@@ -1,0 +1,225 @@
+"""Tier 1: vectorised L2-L4 header skim of a FrameBlock into TCP packet columns (no per-packet objects)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from analyzer.capture.reader import FrameBlock
+
+LINKTYPE_NAMES = {
+    0: "BSD loopback", 1: "Ethernet", 12: "raw IP", 14: "raw IP", 101: "raw IP", 108: "OpenBSD loopback",
+    113: "Linux cooked (SLL)", 228: "raw IPv4", 229: "raw IPv6", 276: "Linux cooked (SLL2)",
+}
+VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)
+IPV6_EXT = {0, 43, 44, 51, 60, 135, 139, 140}
+TCP_FIN, TCP_SYN, TCP_RST, TCP_PSH, TCP_ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+
+
+@dataclass(slots=True)
+class SkimStats:
+    """Counts of what the header pass met but does not analyse; turned into warnings at the end."""
+
+    frames: int = 0
+    tcp: int = 0
+    non_ip: int = 0
+    non_tcp: int = 0
+    ip_fragments: int = 0
+    truncated_headers: int = 0
+    first_fragment_frame: int | None = None
+    unknown_linktypes: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TcpColumns:
+    """One entry per TCP segment of a block, ordered by flow then capture order.
+
+    Flows are canonical: endpoint A is the lower (address, port). ``dir`` is 0 for A->B.
+    ``starts`` gives the first index of each flow's run (plus a final sentinel).
+    """
+
+    frame: np.ndarray
+    ts_ns: np.ndarray
+    dir: np.ndarray  # uint8
+    flags: np.ndarray  # uint8
+    seq: np.ndarray  # int64 (uint32 values)
+    ack: np.ndarray
+    poff: np.ndarray  # int64 offset of the TCP payload in the block's data
+    plen: np.ndarray  # int64 captured payload bytes
+    wlen: np.ndarray  # int64 payload bytes on the wire (IP length says); > plen when snaplen cut it
+    starts: np.ndarray
+    keys: list[tuple[int, ...]]  # per flow: (family, A address..., A port, B address..., B port)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+
+def _g8(data: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    return data[np.minimum(pos, len(data) - 1)].astype(np.int64)
+
+
+def _g16(data: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    return (_g8(data, pos) << 8) | _g8(data, pos + 1)
+
+
+def _g32(data: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    return (_g16(data, pos) << 16) | _g16(data, pos + 2)
+
+
+def _link_layer(blk: FrameBlock, stats: SkimStats) -> tuple[np.ndarray, np.ndarray]:
+    """Offset of the network header and the IP family (4, 6, or 0) of every frame."""
+    data, off = blk.data, blk.off
+    n = len(off)
+    l3 = np.zeros(n, dtype=np.int64)
+    fam = np.zeros(n, dtype=np.int64)
+    lts = np.unique(blk.linktype)
+    for lt in lts.tolist():
+        m = blk.linktype == lt if len(lts) > 1 else np.ones(n, dtype=bool)
+        o = off[m]
+        if lt == 1:  # Ethernet, with up to two VLAN tags
+            et = _g16(data, o + 12)
+            pos = o + 14
+            for _ in range(2):
+                tagged = np.isin(et, VLAN_TPIDS)
+                et = np.where(tagged, _g16(data, pos + 2), et)
+                pos = np.where(tagged, pos + 4, pos)
+        elif lt == 113:
+            et, pos = _g16(data, o + 14), o + 16
+        elif lt == 276:
+            et, pos = _g16(data, o), o + 20
+        elif lt in (101, 12, 14, 228, 229):
+            ver = _g8(data, o) >> 4
+            et, pos = np.where(ver == 4, 0x0800, np.where(ver == 6, 0x86DD, 0)), o
+        elif lt in (0, 108):
+            le = _g8(data, o) | (_g8(data, o + 1) << 8) | (_g8(data, o + 2) << 16) | (_g8(data, o + 3) << 24)
+            be = _g32(data, o)
+            famv = np.where(le < 256, le, be) if lt == 0 else be
+            et = np.where(famv == 2, 0x0800, np.where(np.isin(famv, (10, 24, 28, 30)), 0x86DD, 0))
+            pos = o + 4
+        else:
+            stats.unknown_linktypes[lt] = stats.unknown_linktypes.get(lt, 0) + int(m.sum())
+            continue
+        l3[m] = pos
+        fam[m] = np.where(et == 0x0800, 4, np.where(et == 0x86DD, 6, 0))
+    return l3, fam
+
+
+def _ipv6_ext_walk(data: np.ndarray, l3: int, end: int) -> tuple[int, int, bool]:
+    """Skip IPv6 extension headers (slow path, rare): (transport offset, protocol, is_fragment)."""
+    nh = int(data[l3 + 6])
+    pos = l3 + 40
+    frag = False
+    for _ in range(8):
+        if nh not in IPV6_EXT or pos + 8 > end:
+            break
+        if nh == 44:
+            frag_field = (int(data[pos + 2]) << 8) | int(data[pos + 3])
+            frag = frag or (frag_field & 0xFFF9) != 0
+            nh, pos = int(data[pos]), pos + 8
+        elif nh == 51:
+            nh, pos = int(data[pos]), pos + (int(data[pos + 1]) + 2) * 4
+        else:
+            nh, pos = int(data[pos]), pos + (int(data[pos + 1]) + 1) * 8
+    return pos, nh, frag
+
+
+def skim(blk: FrameBlock, stats: SkimStats) -> TcpColumns:
+    data = blk.data
+    n = len(blk)
+    stats.frames += n
+    end = blk.off + blk.caplen
+    l3, fam = _link_layer(blk, stats)
+    stats.non_ip += int(np.count_nonzero(fam == 0))
+
+    # --- IPv4
+    v4 = fam == 4
+    b0 = _g8(data, l3)
+    ihl = (b0 & 0x0F) * 4
+    v4 &= ((b0 >> 4) == 4) & (ihl >= 20) & (l3 + ihl <= end)
+    total = _g16(data, l3 + 2)
+    fragf = _g16(data, l3 + 6)
+    proto = np.where(v4, _g8(data, l3 + 9), -1)
+    is_frag4 = v4 & ((fragf & 0x3FFF) != 0)
+    tcp_off = np.where(v4, l3 + ihl, 0)
+    ip_end = np.where(v4, np.where(total > 0, l3 + total, end), end)
+
+    # --- IPv6
+    v6 = (fam == 6) & ((b0 >> 4) == 6) & (l3 + 40 <= end)
+    nh6 = _g8(data, l3 + 6)
+    plen6 = _g16(data, l3 + 4)
+    proto = np.where(v6, nh6, proto)
+    tcp_off = np.where(v6, l3 + 40, tcp_off)
+    ip_end = np.where(v6, np.where(plen6 > 0, l3 + 40 + plen6, end), ip_end)
+    is_frag = is_frag4.copy()
+    ext_idx = np.flatnonzero(v6 & np.isin(nh6, list(IPV6_EXT)))
+    for i in ext_idx.tolist():
+        pos, nh, frag = _ipv6_ext_walk(data, int(l3[i]), int(end[i]))
+        tcp_off[i], proto[i], is_frag[i] = pos, nh, frag
+
+    ip = v4 | v6
+    nfrag = int(np.count_nonzero(is_frag & ip))
+    if nfrag:
+        stats.ip_fragments += nfrag
+        if stats.first_fragment_frame is None:
+            stats.first_fragment_frame = int(blk.frame[np.flatnonzero(is_frag & ip)[0]])
+    tcp = ip & (proto == 6) & ~is_frag
+    stats.non_tcp += int(np.count_nonzero(ip & (proto != 6) & ~is_frag))
+    short = tcp & (tcp_off + 20 > end)
+    stats.truncated_headers += int(np.count_nonzero(short))
+    tcp &= ~short
+    idx = np.flatnonzero(tcp)
+    stats.tcp += len(idx)
+
+    t = tcp_off[idx]
+    l3i, fami = l3[idx], fam[idx]
+    sport, dport = _g16(data, t), _g16(data, t + 2)
+    seq, ack = _g32(data, t + 4), _g32(data, t + 8)
+    doff = (_g8(data, t + 12) >> 4) * 4
+    flags = _g8(data, t + 13)
+    pstart = t + np.maximum(doff, 20)
+    cap_end = end[idx]
+    wire_end = ip_end[idx]
+    plen = np.maximum(0, np.minimum(cap_end, wire_end) - pstart)
+    wlen = np.maximum(0, wire_end - pstart)
+
+    # addresses as 4 x 32-bit words (IPv4 in the last word), then canonical A/B ordering
+    is6 = fami == 6
+    src = [np.where(is6, _g32(data, l3i + 8 + 4 * k), 0) for k in range(3)]
+    src.append(np.where(is6, _g32(data, l3i + 20), _g32(data, l3i + 12)))
+    dst = [np.where(is6, _g32(data, l3i + 24 + 4 * k), 0) for k in range(3)]
+    dst.append(np.where(is6, _g32(data, l3i + 36), _g32(data, l3i + 16)))
+    gt = np.zeros(len(idx), dtype=bool)
+    eq = np.ones(len(idx), dtype=bool)
+    for x, y in (*zip(src, dst, strict=True), (sport, dport)):
+        gt |= eq & (x > y)
+        eq &= x == y
+    swap = gt
+    a = [np.where(swap, y, x) for x, y in zip(src, dst, strict=True)]
+    b = [np.where(swap, x, y) for x, y in zip(src, dst, strict=True)]
+    pa, pb = np.where(swap, dport, sport), np.where(swap, sport, dport)
+
+    k_ports = (pa << 16) | pb
+    if is6.any():
+        sort_keys = [k_ports, (b[2] << 32) | b[3], (b[0] << 32) | b[1], (a[2] << 32) | a[3], (a[0] << 32) | a[1], fami]
+    else:
+        sort_keys = [k_ports, (a[3] << 32) | b[3]]
+    order = np.lexsort(sort_keys)
+    sk = [k[order] for k in sort_keys]
+    change = np.zeros(len(order), dtype=bool)
+    if len(order):
+        change[0] = True
+        for k in sk:
+            change[1:] |= k[1:] != k[:-1]
+    starts = np.flatnonzero(change)
+    firsts = order[starts]
+    keys = list(zip(
+        fami[firsts].tolist(), a[0][firsts].tolist(), a[1][firsts].tolist(), a[2][firsts].tolist(),
+        a[3][firsts].tolist(), pa[firsts].tolist(), b[0][firsts].tolist(), b[1][firsts].tolist(),
+        b[2][firsts].tolist(), b[3][firsts].tolist(), pb[firsts].tolist(), strict=True,
+    ))
+    return TcpColumns(
+        frame=blk.frame[idx][order], ts_ns=blk.ts_ns[idx][order], dir=swap[order].astype(np.uint8),
+        flags=flags[order].astype(np.uint8), seq=seq[order], ack=ack[order], poff=pstart[order],
+        plen=plen[order], wlen=wlen[order],
+        starts=np.append(starts, len(order)).astype(np.int64), keys=keys,
+    )

@@ -1,0 +1,110 @@
+"""Every column of every table: name, pandas dtype, and a one-line meaning (the single source of truth)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+TS = "datetime64[ns, UTC]"
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    dtype: str
+    meaning: str
+
+
+HANDSHAKES: tuple[Column, ...] = (
+    # --- the stable interface (../shared/spec/interface.md), in this order
+    Column("conn_id", "string", "stable id of the connection within the result; joins the other tables"),
+    Column("ts", TS, "time of the connection's first packet"),
+    Column("client_ip", "string", "client address (IPv4 or IPv6 text)"),
+    Column("server_ip", "string", "server address"),
+    Column("client_port", "Int64", "client TCP port"),
+    Column("server_port", "Int64", "server TCP port"),
+    Column("sni", "string", "server_name from the ClientHello (non-printable bytes as \\xNN)"),
+    Column("version", "string", "negotiated version: SSL 2.0, SSL 3.0, TLS 1.0 ... TLS 1.3"),
+    Column("cipher", "string", "negotiated cipher suite, IANA name"),
+    Column("alpn", "string", "ALPN protocol the server selected (TLS 1.3: only with keys, it is encrypted)"),
+    Column("outcome", "string", "established / failed / incomplete (failure-causes.md)"),
+    Column("failure_cause", "string", "cause code from failure-causes.md, failed rows only"),
+    Column("failure_detail", "string", "one sentence with the evidence (also explains incomplete rows)"),
+    Column("confidence", "string", "certain / inferred, failed rows only"),
+    Column("alert", "string", "first fatal alert's description, or 'encrypted'"),
+    Column("alert_sender", "string", "client / server: who sent that alert"),
+    Column("ja3", "string", "JA3 client fingerprint (MD5 hex)"),
+    Column("ja4", "string", "JA4 client fingerprint"),
+    Column("cert_sha256", "string", "SHA-256 hex of the server's leaf certificate"),
+    # --- more
+    Column("offered_versions", "string", "versions the client offered, highest first (supported_versions or legacy)"),
+    Column("offered_alpn", "string", "ALPN protocols the client offered, comma-separated"),
+    Column("curve", "string", "key-exchange group (TLS 1.3 key_share or TLS 1.2 ServerKeyExchange)"),
+    Column("resumed", "boolean", "session resumed (TLS 1.2 session id/ticket without Certificate, TLS 1.3 PSK)"),
+    Column("hello_retry", "boolean", "the server sent a HelloRetryRequest"),
+    Column("cert_request", "boolean", "the server asked for a client certificate (visible in TLS <= 1.2)"),
+    Column("client_cert_sent", "boolean", "the client sent a non-empty Certificate (visible in TLS <= 1.2)"),
+    Column("cert_chain_len", "Int64", "certificates in the server's Certificate message"),
+    Column("history", "string", "handshake history, Zeek ssl_history letters (upper: client, lower: server)"),
+    Column("rule", "string", "which diagnosis rule decided the outcome"),
+    Column("tcp_close", "string", "who closed first and how: 'client FIN', 'server RST', or empty"),
+    Column("handshake_ms", "Float64", "ClientHello to the end of the handshake (or to the failure)"),
+    Column("duration_ms", "Float64", "first to last packet of the connection"),
+    Column("client_packets", "Int64", "TCP segments client -> server"),
+    Column("server_packets", "Int64", "TCP segments server -> client"),
+    Column("client_bytes", "Int64", "TCP payload bytes client -> server"),
+    Column("server_bytes", "Int64", "TCP payload bytes server -> client"),
+    Column("first_frame", "Int64", "frame number of the connection's first packet in its capture file"),
+    Column("capture_file", "string", "file the connection was first seen in"),
+    Column("notes", "string", "parse problems, gaps, mid-connection start"),
+)
+
+ALERTS: tuple[Column, ...] = (
+    Column("conn_id", "string", "connection (joins handshakes)"),
+    Column("ts", TS, "time of the packet that completed the alert record"),
+    Column("frame", "Int64", "frame number"),
+    Column("sender", "string", "client / server"),
+    Column("level", "string", "warning / fatal; empty when encrypted"),
+    Column("description", "string", "alert description (RFC name) or 'encrypted'"),
+    Column("code", "Int64", "numeric alert description"),
+    Column("encrypted", "boolean", "the alert record was encrypted (content unknown without keys)"),
+)
+
+EVENTS: tuple[Column, ...] = (
+    Column("conn_id", "string", "connection (joins handshakes)"),
+    Column("ts", TS, "time of the event"),
+    Column("frame", "Int64", "frame number (0: end of capture)"),
+    Column("direction", "string", "client / server: who sent it"),
+    Column("event", "string", "syn, syn_ack, client_hello, server_hello, hello_retry_request, certificate, "
+           "certificate_request, change_cipher_spec, encrypted_flight, finished, alert, application_data, fin, rst, gap"),
+    Column("detail", "string", "short description"),
+    Column("dt_ms", "Float64", "milliseconds since the connection's first packet"),
+)
+
+CERTIFICATES: tuple[Column, ...] = (
+    Column("cert_sha256", "string", "SHA-256 hex of the DER certificate (key)"),
+    Column("subject", "string", "subject, RFC 4514"),
+    Column("issuer", "string", "issuer, RFC 4514"),
+    Column("not_before", TS, "start of validity"),
+    Column("not_after", TS, "end of validity"),
+    Column("serial", "string", "serial number, hex"),
+    Column("der_bytes", "Int64", "size of the DER encoding"),
+    Column("first_seen", TS, "first time a connection presented it"),
+    Column("connections", "Int64", "connections that presented it"),
+    Column("decode_error", "string", "why the DER could not be decoded, if it could not"),
+)
+
+TABLES = {"handshakes": HANDSHAKES, "alerts": ALERTS, "events": EVENTS, "certificates": CERTIFICATES}
+
+
+def frame(columns: tuple[Column, ...], data: dict[str, list[object]]) -> pd.DataFrame:
+    """A DataFrame with exactly ``columns`` in order and their dtypes; missing lists become nulls."""
+    n = len(next(iter(data.values()))) if data else 0
+    out: dict[str, pd.Series] = {}
+    for col in columns:
+        values = data.get(col.name, [None] * n)
+        if col.dtype == TS:
+            out[col.name] = pd.Series(pd.to_datetime(pd.Series(values, dtype="Int64"), unit="ns", utc=True), dtype=TS)
+        else:
+            out[col.name] = pd.Series(values, dtype=col.dtype)
+    return pd.DataFrame(out)

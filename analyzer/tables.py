@@ -1,0 +1,213 @@
+"""Rows from analysed flows into the DataFrames declared in schema.py."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+import warnings
+from dataclasses import dataclass, field
+
+import pandas as pd
+from cryptography import x509
+
+from analyzer import schema
+from analyzer.diagnose.evidence import Evidence
+from analyzer.diagnose.rules import Verdict
+from analyzer.tcp.flow import Flow
+from analyzer.tls import fingerprints as fp
+from analyzer.tls.observer import CLIENT, SIDE_NAMES, TlsObserver
+from analyzer.tls.registry import cipher_name, group_name, version_name
+
+EXT_PSK = 41
+
+
+def endpoint_ip(key: tuple[int, ...], which: int) -> str:
+    """Address text of endpoint A (0) or B (1) of a canonical flow key."""
+    fam = key[0]
+    words = key[1:5] if which == 0 else key[6:10]
+    if fam == 4:
+        return str(ipaddress.IPv4Address(words[3]))
+    value = (words[0] << 96) | (words[1] << 64) | (words[2] << 32) | words[3]
+    return str(ipaddress.IPv6Address(value))
+
+
+def conn_id(flow: Flow) -> str:
+    """Stable for the same connection whatever else the capture holds: 4-tuple + first packet time."""
+    h = hashlib.blake2b(repr((flow.key, flow.first_ts)).encode(), digest_size=10).digest()
+    return "C" + base64.b32encode(h).decode().lower()[:15]
+
+
+def _versions_offered(obs: TlsObserver) -> str | None:
+    ch = obs.client_hello
+    if ch is None:
+        return None
+    vs = [v for v in ch.supported_versions if not fp.is_grease(v)] or [ch.legacy_version]
+    return ",".join(version_name(v) or "" for v in sorted(vs, reverse=True))
+
+
+def _resumed(obs: TlsObserver) -> bool | None:
+    sh, ch = obs.server_hello, obs.client_hello
+    if sh is None or ch is None:
+        return None
+    if obs.tls13:
+        return EXT_PSK in sh.extension_types
+    return bool(sh.session_id) and sh.session_id == ch.session_id and obs.server_certificate is None
+
+
+def fingerprints(obs: TlsObserver) -> tuple[str | None, str | None]:
+    ch = obs.client_hello
+    if ch is None:
+        return None, None
+    if ch.sslv2:
+        return None, None  # JA3 and JA4 are defined over TLS-format ClientHellos only
+    ext = ch.extension_types
+    ja3 = fp.ja3(ch.legacy_version, ch.cipher_suites, ext, ch.supported_groups, ch.ec_point_formats)
+    ja4 = fp.ja4(
+        transport="t", versions=ch.supported_versions, legacy_version=ch.legacy_version, sni=ch.sni,
+        ciphers=ch.cipher_suites, extensions=ext, alpn=ch.alpn, sig_algs=ch.signature_algorithms,
+    )
+    return ja3, ja4
+
+
+@dataclass(slots=True)
+class TableBuilder:
+    """Accumulates columns; one instance per analysis."""
+
+    files: list[str]
+    hs: dict[str, list[object]] = field(default_factory=lambda: {c.name: [] for c in schema.HANDSHAKES})
+    al: dict[str, list[object]] = field(default_factory=lambda: {c.name: [] for c in schema.ALERTS})
+    ev: dict[str, list[object]] = field(default_factory=lambda: {c.name: [] for c in schema.EVENTS})
+    certs: dict[str, tuple[bytes, int, int]] = field(default_factory=dict)  # sha -> (der, first ts, count)
+
+    def add(self, flow: Flow, ev: Evidence, verdict: Verdict, rule: str, file_index: int) -> str:
+        cid = conn_id(flow)
+        cd = flow.client_dir or 0
+        obs = flow.obs
+        h: dict[str, object] = {}
+        alerts: list[tuple[object, ...]] = []
+        h["conn_id"] = cid
+        h["ts"] = flow.first_ts
+        h["client_ip"] = endpoint_ip(flow.key, cd)
+        h["server_ip"] = endpoint_ip(flow.key, 1 - cd)
+        pa, pb = flow.ports
+        h["client_port"] = pa if cd == 0 else pb
+        h["server_port"] = pb if cd == 0 else pa
+        h["outcome"] = verdict.outcome.value
+        h["failure_cause"] = verdict.cause.value if verdict.cause else None
+        h["failure_detail"] = verdict.detail
+        h["confidence"] = verdict.confidence.value if verdict.confidence else None
+        h["rule"] = rule
+        close = ev.close(CLIENT), ev.close(1 - CLIENT)
+        cands = [(c[0], SIDE_NAMES[i], c[2]) for i, c in enumerate(close) if c]
+        h["tcp_close"] = f"{min(cands)[1]} {min(cands)[2]}" if cands else None
+        h["duration_ms"] = (flow.last_ts - flow.first_ts) / 1e6
+        h["client_packets"] = flow.pkts[cd]
+        h["server_packets"] = flow.pkts[1 - cd]
+        h["client_bytes"] = flow.bytes[cd]
+        h["server_bytes"] = flow.bytes[1 - cd]
+        h["first_frame"] = flow.first_frame
+        h["capture_file"] = self.files[file_index] if file_index < len(self.files) else None
+        notes: list[str] = []
+        if flow.syn_ts is None and flow.syn_ack is None:
+            notes.append("capture began mid-connection")
+        tls_cols = dict.fromkeys(
+            ("sni", "version", "cipher", "alpn", "alert", "alert_sender", "ja3", "ja4", "cert_sha256",
+             "offered_versions", "offered_alpn", "curve", "resumed", "hello_retry", "cert_request",
+             "client_cert_sent", "cert_chain_len", "history", "handshake_ms"),
+        )
+        if obs is not None:
+            ch, sh = obs.client_hello, obs.server_hello
+            tls_cols["history"] = "".join(obs.history) or None
+            tls_cols["hello_retry"] = obs.hello_retry
+            if ch is not None:
+                tls_cols["sni"] = ch.sni
+                tls_cols["offered_versions"] = _versions_offered(obs)
+                tls_cols["offered_alpn"] = ",".join(ch.alpn) if ch.alpn else None
+                tls_cols["ja3"], tls_cols["ja4"] = fingerprints(obs)
+            if sh is not None:
+                tls_cols["version"] = version_name(sh.selected_version)
+                tls_cols["cipher"] = cipher_name(sh.cipher_suite)
+                tls_cols["alpn"] = sh.alpn
+                group = sh.key_share_group
+                if group is None and obs.server_key_exchange is not None:
+                    group = obs.server_key_exchange.group
+                tls_cols["curve"] = group_name(group)
+                tls_cols["resumed"] = _resumed(obs)
+                tls_cols["cert_request"] = obs.certificate_request is not None if not obs.tls13 else None
+                if obs.client_certificate is not None:
+                    tls_cols["client_cert_sent"] = bool(obs.client_certificate.entries)
+            cert = obs.server_certificate
+            if cert is not None:
+                tls_cols["cert_chain_len"] = len(cert.entries)
+                if cert.entries:
+                    leaf = cert.entries[0].der
+                    sha = hashlib.sha256(leaf).hexdigest()
+                    tls_cols["cert_sha256"] = sha
+                    for entry in cert.entries:
+                        self._cert(entry.der, obs.server_certificate_ts or flow.first_ts)
+            a = ev.first_fatal_alert()
+            if verdict.outcome.value == "failed" and a is None and verdict.rule_alert is not None:
+                tls_cols["alert"], tls_cols["alert_sender"] = verdict.rule_alert
+            elif a is not None:
+                tls_cols["alert"], tls_cols["alert_sender"] = a.name, SIDE_NAMES[a.side]
+            end = obs.finished_ts[CLIENT] if obs.established else None
+            if end is None and a is not None:
+                end = a.ts_ns
+            if end is None and verdict.outcome.value == "failed":
+                c = [x[0] for x in close if x]
+                end = min(c) if c else None
+            if obs.client_hello_ts is not None and end is not None:
+                tls_cols["handshake_ms"] = (end - obs.client_hello_ts) / 1e6
+            notes.extend(obs.parse_errors[:3])
+            for a2 in obs.alerts:
+                level = None if a2.level is None else {1: "warning", 2: "fatal"}.get(a2.level, str(a2.level))
+                alerts.append((cid, a2.ts_ns, a2.frame, SIDE_NAMES[a2.side], level, a2.name, a2.description, a2.encrypted))
+        for k, v in tls_cols.items():
+            h[k] = v
+        h["notes"] = "; ".join(notes) or None
+        events = [
+            (cid, ts, frame, SIDE_NAMES[side], kind, detail or None, (ts - flow.first_ts) / 1e6)
+            for ts, frame, side, kind, detail in flow.events
+        ]
+        # all or nothing: a row that fails to build leaves the tables aligned
+        for k, v in h.items():
+            self.hs[k].append(v)
+        for table, rows in ((self.al, alerts), (self.ev, events)):
+            names = list(table)
+            for row in rows:
+                for name, value in zip(names, row, strict=True):
+                    table[name].append(value)
+        return cid
+
+    def _cert(self, der: bytes, ts: int) -> None:
+        sha = hashlib.sha256(der).hexdigest()
+        old = self.certs.get(sha)
+        self.certs[sha] = (der, min(ts, old[1]) if old else ts, (old[2] if old else 0) + 1)
+
+    def certificates(self) -> pd.DataFrame:
+        cols: dict[str, list[object]] = {c.name: [] for c in schema.CERTIFICATES}
+        for sha, (der, first, count) in self.certs.items():
+            row: dict[str, object] = dict.fromkeys(cols)
+            row.update(cert_sha256=sha, der_bytes=len(der), first_seen=first, connections=count)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # e.g. negative serials: still worth showing
+                    cert = x509.load_der_x509_certificate(der)
+                row.update(
+                    subject=cert.subject.rfc4514_string(), issuer=cert.issuer.rfc4514_string(),
+                    not_before=int(cert.not_valid_before_utc.timestamp()) * 1_000_000_000,
+                    not_after=int(cert.not_valid_after_utc.timestamp()) * 1_000_000_000,
+                    serial=format(cert.serial_number, "x"),
+                )
+            except Exception as exc:  # undecodable DER is evidence, not a crash
+                row["decode_error"] = f"{type(exc).__name__}: {exc}"[:200]
+            for k in cols:
+                cols[k].append(row[k])
+        return schema.frame(schema.CERTIFICATES, cols)
+
+    def frames(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        return (
+            schema.frame(schema.HANDSHAKES, self.hs),
+            schema.frame(schema.ALERTS, self.al),
+            schema.frame(schema.EVENTS, self.ev),
+        )

@@ -1,0 +1,176 @@
+"""One TCP connection: roles, handshake/close facts, and the switch between deep parsing and skimming."""
+from __future__ import annotations
+
+from analyzer.tcp.reassembly import Gap, Reassembler
+from analyzer.tls.observer import CLIENT, SERVER, Event, TlsObserver
+from analyzer.tls.records import CT_HANDSHAKE, looks_like_client_hello, looks_like_tls, looks_like_tls_record
+
+FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
+UNDECIDED, DEEP, SKIP = 0, 1, 2
+EARLY_LIMIT = 16 * 1024  # server bytes kept while waiting for the client's first payload
+MAX_EVENTS = 400
+MAX_SYN_EVENTS = 8
+
+DEFAULT_TLS_PORTS = frozenset({443, 8443, 465, 563, 636, 853, 989, 990, 992, 993, 994, 995, 5061, 6697})
+
+
+class Flow:
+    """Mutable state of one connection, keyed by its canonical 4-tuple (A = lower endpoint).
+
+    ``d`` below is the canonical direction (0: A->B); ``side`` is CLIENT or SERVER once roles are known.
+    """
+
+    __slots__ = (
+        "_early", "_early_bytes", "bytes", "client_dir", "client_payload_tls", "events", "file_index", "first_frame",
+        "first_payload", "first_ts", "fin", "isn", "key", "last_ts", "mode", "obs", "pkts", "reasm",
+        "rst", "syn_ack", "syn_count", "syn_seq", "syn_ts", "tls_ports",
+    )
+
+    def __init__(self, key: tuple[int, ...], ts: int, frame: int, tls_ports: frozenset[int]) -> None:
+        self.key = key
+        self.file_index = 0
+        self.tls_ports = tls_ports
+        self.first_ts = ts
+        self.last_ts = ts
+        self.first_frame = frame
+        self.pkts = [0, 0]
+        self.bytes = [0, 0]
+        self.client_dir: int | None = None
+        self.mode = UNDECIDED
+        self.isn: list[int | None] = [None, None]
+        self.syn_ts: int | None = None
+        self.syn_seq: int | None = None
+        self.syn_count = 0
+        self.syn_ack: tuple[int, int] | None = None  # (ts, frame)
+        self.fin: list[tuple[int, int] | None] = [None, None]  # per canonical direction
+        self.rst: list[tuple[int, int] | None] = [None, None]
+        self.first_payload: list[tuple[int, int, bytes] | None] = [None, None]  # (ts, frame, first bytes)
+        self.client_payload_tls: bool | None = None
+        self.events: list[Event] = []
+        self.obs: TlsObserver | None = None
+        self.reasm: list[Reassembler] | None = None
+        self._early: list[tuple[int, bytes, int, int, int]] = []  # server bytes before the client spoke
+        self._early_bytes = 0
+
+    # ------------------------------------------------------------------ roles
+
+    @property
+    def ports(self) -> tuple[int, int]:
+        return self.key[5], self.key[10]
+
+    def side(self, d: int) -> int:
+        return CLIENT if d == self.client_dir else SERVER
+
+    def _guess_client_dir(self) -> int:
+        pa, pb = self.ports
+        if (pb in self.tls_ports) != (pa in self.tls_ports):
+            return 0 if pb in self.tls_ports else 1
+        return 0 if pa > pb else 1  # the ephemeral (higher) port is the client's
+
+    @property
+    def closed(self) -> bool:
+        return self.rst[0] is not None or self.rst[1] is not None or (self.fin[0] is not None and self.fin[1] is not None)
+
+    def _event(self, ts: int, frame: int, d: int, kind: str, detail: str = "") -> None:
+        if len(self.events) < MAX_EVENTS:
+            self.events.append((ts, frame, -1 - d, kind, detail))  # canonical dir, mapped to sides at the end
+
+    # ------------------------------------------------------------------ packets
+
+    def control(self, d: int, flags: int, seq: int, ts: int, frame: int) -> None:
+        """SYN / FIN / RST bookkeeping; cheap, runs for every flagged packet in every mode."""
+        if flags & SYN:
+            if flags & ACK:
+                self.isn[d] = seq
+                if self.client_dir is None:
+                    self.client_dir = 1 - d
+                if self.syn_ack is None:
+                    self.syn_ack = (ts, frame)
+                    self._event(ts, frame, d, "syn_ack")
+            else:
+                self.isn[d] = seq
+                self.client_dir = d if self.client_dir is None else self.client_dir
+                self.syn_count += 1
+                if self.syn_ts is None:
+                    self.syn_ts, self.syn_seq = ts, seq
+                if self.syn_count <= MAX_SYN_EVENTS:
+                    self._event(ts, frame, d, "syn", "" if self.syn_count == 1 else "retransmission")
+        if flags & RST and self.rst[d] is None:
+            self.rst[d] = (ts, frame)
+            self._event(ts, frame, d, "rst")
+        if flags & FIN and self.fin[d] is None:
+            self.fin[d] = (ts, frame)
+            self._event(ts, frame, d, "fin")
+
+    def payload(self, d: int, seq: int, data: bytes, wire_len: int, ts: int, frame: int) -> None:
+        """A segment with payload, in UNDECIDED or DEEP mode."""
+        if self.first_payload[d] is None:
+            self.first_payload[d] = (ts, frame, data[:64])
+        if self.mode == UNDECIDED:
+            if self.client_dir is None:
+                if looks_like_client_hello(data):
+                    self.client_dir = d
+                elif looks_like_tls_record(data) and data[0] == CT_HANDSHAKE and data[5:6] == b"\x02":
+                    self.client_dir = 1 - d
+                else:
+                    self.client_dir = self._guess_client_dir()
+            mid_connection = self.syn_ts is None and self.syn_ack is None
+            tls = looks_like_tls(data)
+            if d != self.client_dir and not (mid_connection and tls):
+                if self._early_bytes < EARLY_LIMIT:  # e.g. a banner before the client spoke
+                    self._early.append((seq, data, wire_len, ts, frame))
+                    self._early_bytes += len(data)
+                return
+            if d == self.client_dir:
+                self.client_payload_tls = tls
+            if not tls:
+                self.mode = SKIP
+                self._early.clear()
+                return
+            self._start_deep()
+        self._feed(d, seq, data, wire_len, ts, frame)
+
+    def _start_deep(self) -> None:
+        self.mode = DEEP
+        self.obs = TlsObserver(self.events)
+        self.reasm = [Reassembler(self.isn[0]), Reassembler(self.isn[1])]
+        early, self._early = self._early, []
+        self._early_bytes = 0
+        for seq, data, wire_len, ts, frame in early:
+            self._feed(1 - self.client_dir if self.client_dir is not None else 1, seq, data, wire_len, ts, frame)
+
+    def _feed(self, d: int, seq: int, data: bytes, wire_len: int, ts: int, frame: int) -> None:
+        assert self.obs is not None and self.reasm is not None
+        side = self.side(d)
+        for piece in self.reasm[d].add(seq, data, wire_len):
+            if isinstance(piece, Gap):
+                self.obs.gap(side, ts, frame, piece.length)
+            else:
+                self.obs.data(side, piece, ts, frame)
+        obs = self.obs
+        if obs.done or (obs.layers[side].error and (side == SERVER or obs.client_hello is None)):
+            self.stop_deep()
+
+    def stop_deep(self) -> None:
+        """Handshake understood (or hopeless): from now on only the header pass sees this flow."""
+        self.mode = SKIP
+        self.reasm = None
+
+    def finish(self, end_ts: int) -> None:
+        """End of capture: deliver bytes still waiting behind holes, then resolve event sides."""
+        if self.reasm is not None and self.obs is not None:
+            for d in (0, 1):
+                side = self.side(d)
+                for piece in self.reasm[d].finish():
+                    if isinstance(piece, Gap):
+                        self.obs.gap(side, end_ts, 0, piece.length)
+                    else:
+                        self.obs.data(side, piece, end_ts, 0)
+        self.reasm = None
+        if self.client_dir is None:
+            self.client_dir = self._guess_client_dir()
+        self.events = [
+            (ts, fr, (CLIENT if -1 - s == self.client_dir else SERVER) if s < 0 else s, kind, det)
+            for ts, fr, s, kind, det in self.events
+        ]
+        self.events.sort(key=lambda e: (e[0], e[1]))

@@ -1,0 +1,320 @@
+"""Per-connection TLS state: records and handshake messages in, facts and timeline events out."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from analyzer.errors import ParseError
+from analyzer.tls import messages as m
+from analyzer.tls.records import (
+    CT_ALERT,
+    CT_APPDATA,
+    CT_CCS,
+    CT_HANDSHAKE,
+    CT_HEARTBEAT,
+    CT_SSL2,
+    HandshakeAssembler,
+    Record,
+    RecordLayer,
+)
+from analyzer.tls.registry import HANDSHAKE_TYPES, alert_name, cipher_name
+
+CLIENT, SERVER = 0, 1
+SIDE_NAMES = ("client", "server")
+MAX_RECORD_LOG = 256  # records remembered per connection (handshake phase only)
+ENCRYPTED_ALERT_MAX = 24  # an encrypted alert is 2 bytes + content type + AEAD tag (19 bytes), rarely padded
+APPDATA_RECORDS_AFTER_HANDSHAKE = 64  # stop deep parsing after this many records once established
+
+# Zeek's ssl_history letters (upper case: client, lower case: server)
+HISTORY_LETTERS = {
+    0: "H", 1: "C", 2: "S", 3: "V", 4: "T", 5: "E", 6: "J", 8: "O", 11: "X", 12: "K", 13: "R",
+    14: "N", 15: "Y", 16: "G", 20: "F", 21: "W", 22: "U", 23: "A", 24: "P", 254: "M",
+}
+MAX_HISTORY = 100
+
+
+@dataclass(frozen=True, slots=True)
+class RecordSeen:
+    """One record of the handshake phase, kept as evidence (sizes and positions matter)."""
+
+    ts_ns: int
+    frame: int
+    side: int
+    content_type: int
+    length: int
+    encrypted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSeen:
+    ts_ns: int
+    frame: int
+    side: int
+    level: int | None  # None when encrypted
+    description: int | None
+    encrypted: bool
+
+    @property
+    def name(self) -> str:
+        return "encrypted" if self.description is None else alert_name(self.description)
+
+    @property
+    def fatal(self) -> bool:
+        return self.level == 2
+
+
+Event = tuple[int, int, int, str, str]  # (ts_ns, frame, side, kind, detail)
+
+
+def is_tls13(version: int | None) -> bool:
+    return version is not None and (version == 0x0304 or version >> 8 in (0x7F, 0x7E) or version == 0xFB1A)
+
+
+class TlsObserver:
+    """Watches both directions of one connection. Feed it stream bytes (``data``) or records (``record``).
+
+    Decrypted records from a key log can be fed to ``record`` with ``decrypted=True``.
+    """
+
+    def __init__(self, events: list[Event]) -> None:
+        self.events = events
+        self.layers = (RecordLayer(), RecordLayer())
+        self.assemblers = (HandshakeAssembler(), HandshakeAssembler())
+        self.records: list[RecordSeen] = []
+        self.alerts: list[AlertSeen] = []
+        self.parse_errors: list[str] = []
+        self.history: list[str] = []
+        self.client_hello: m.ClientHello | None = None
+        self.client_hellos = 0
+        self.client_hello_ts: int | None = None
+        self.server_hello: m.ServerHello | None = None
+        self.server_hello_ts: int | None = None
+        self.hello_retry = False
+        self.server_certificate: m.Certificate | None = None
+        self.server_certificate_ts: int | None = None
+        self.client_certificate: m.Certificate | None = None
+        self.certificate_request: m.CertificateRequest | None = None
+        self.certificate_status: m.CertificateStatus | None = None
+        self.server_key_exchange: m.ServerKeyExchange | None = None
+        self.server_hello_done_ts: int | None = None
+        self.ccs_ts: list[int | None] = [None, None]
+        self.finished_ts: list[int | None] = [None, None]
+        self.finished_frame: list[int | None] = [None, None]
+        self.first_app_ts: list[int | None] = [None, None]
+        self.app_records = [0, 0]
+        self.app_bytes = [0, 0]
+        self.encrypted_records = [0, 0]  # handshake-phase encrypted records (TLS 1.3 flights)
+        self.first_bytes: list[bytes] = [b"", b""]
+        self.records_after_established = 0
+        self._handlers: dict[int, Callable[[int, bytes, int, int], None]] = {
+            1: self._on_client_hello, 2: self._on_server_hello, 11: self._on_certificate,
+            12: self._on_server_key_exchange, 13: self._on_certificate_request,
+            14: self._on_server_hello_done, 22: self._on_certificate_status,
+        }
+
+    # ------------------------------------------------------------------ derived facts
+
+    @property
+    def version(self) -> int | None:
+        return self.server_hello.selected_version if self.server_hello else None
+
+    @property
+    def tls13(self) -> bool:
+        return is_tls13(self.version)
+
+    def encrypted(self, side: int) -> bool:
+        """Records from ``side`` are protected from now on."""
+        if self.tls13:
+            return True
+        return self.ccs_ts[side] is not None
+
+    @property
+    def established(self) -> bool:
+        """Both Finished seen (TLS <= 1.2), or the client's second flight followed the server's (1.3)."""
+        return self.finished_ts[CLIENT] is not None and self.finished_ts[SERVER] is not None
+
+    @property
+    def done(self) -> bool:
+        """Nothing more to learn from deep parsing: bulk data from here on costs only the header pass."""
+        if self.layers[CLIENT].error and (self.layers[SERVER].error or not self.first_bytes[SERVER]):
+            return False  # the flow decides when a non-TLS flow is finished
+        if any(a.fatal for a in self.alerts):
+            return False  # keep watching until the close: it is cheap and it is evidence
+        if self.established:
+            both = self.first_app_ts[CLIENT] is not None and self.first_app_ts[SERVER] is not None
+            return both or self.records_after_established > APPDATA_RECORDS_AFTER_HANDSHAKE
+        return False
+
+    # ------------------------------------------------------------------ input
+
+    def data(self, side: int, chunk: bytes, ts: int, frame: int) -> None:
+        if not self.first_bytes[side]:
+            self.first_bytes[side] = chunk[:64]
+        layer = self.layers[side]
+        had_error = layer.error
+        for rec in layer.feed(chunk):
+            self.record(side, rec, ts, frame)
+        if layer.error and not had_error:
+            self.parse_errors.append(f"{SIDE_NAMES[side]} stream, frame {frame}: {layer.error}")
+
+    def gap(self, side: int, ts: int, frame: int, length: int) -> None:
+        self.layers[side].gap()
+        self.assemblers[side].reset()
+        self.events.append((ts, frame, side, "gap", f"{length} bytes missing from the capture"))
+
+    def record(self, side: int, rec: Record, ts: int, frame: int, decrypted: bool = False) -> None:
+        ct = rec.content_type
+        enc = self.encrypted(side) and not decrypted
+        if len(self.records) < MAX_RECORD_LOG:
+            self.records.append(RecordSeen(ts, frame, side, ct, rec.length, enc and ct != CT_CCS))
+        if self.established:
+            self.records_after_established += 1
+        if ct == CT_HANDSHAKE:
+            if enc:
+                self._encrypted_handshake(side, ts, frame)
+            else:
+                for msg in self.assemblers[side].feed(rec.payload):
+                    self._message(side, msg, ts, frame)
+                if self.assemblers[side].error:
+                    self.parse_errors.append(f"{SIDE_NAMES[side]} frame {frame}: {self.assemblers[side].error}")
+        elif ct == CT_APPDATA:
+            self._application_data(side, rec, ts, frame, enc)
+        elif ct == CT_ALERT:
+            self._alert(side, rec, ts, frame, enc)
+        elif ct == CT_CCS:
+            if not self.tls13 and self.ccs_ts[side] is None:
+                self.ccs_ts[side] = ts
+            self._hist(side, "I")
+            self.events.append((ts, frame, side, "change_cipher_spec", ""))
+        elif ct == CT_SSL2:
+            self._sslv2(side, rec, ts, frame)
+        elif ct == CT_HEARTBEAT:
+            self._hist(side, "B")
+            self.events.append((ts, frame, side, "heartbeat", f"{rec.length} bytes"))
+
+    # ------------------------------------------------------------------ records
+
+    def _hist(self, side: int, letter: str) -> None:
+        if len(self.history) < MAX_HISTORY:
+            self.history.append(letter if side == CLIENT else letter.lower())
+
+    def _encrypted_handshake(self, side: int, ts: int, frame: int) -> None:
+        if self.finished_ts[side] is None:
+            self.finished_ts[side] = ts
+            self.finished_frame[side] = frame
+            self._hist(side, "F")
+            self.events.append((ts, frame, side, "finished", "encrypted"))
+
+    def _application_data(self, side: int, rec: Record, ts: int, frame: int, enc: bool) -> None:
+        if self.tls13 and self.server_hello is not None and self.finished_ts[CLIENT] is None:
+            # TLS 1.3 handshake flights travel as application_data records
+            self.encrypted_records[side] += 1
+            if side == SERVER:
+                if self.finished_ts[SERVER] is None:
+                    self.finished_ts[SERVER] = ts  # the server's encrypted flight (EE..Finished)
+                    self.finished_frame[SERVER] = frame
+                    self.events.append((ts, frame, side, "encrypted_flight", f"{rec.length} bytes"))
+                return
+            if self.finished_ts[SERVER] is not None and rec.length > ENCRYPTED_ALERT_MAX:
+                self.finished_ts[CLIENT] = ts  # the client's second flight: a Finished, not a lone alert
+                self.finished_frame[CLIENT] = frame
+                self._hist(side, "F")
+                self.events.append((ts, frame, side, "finished", f"encrypted flight, first record {rec.length} bytes"))
+            return
+        if self.tls13 and side == CLIENT and frame == self.finished_frame[CLIENT]:
+            return  # the rest of the client's second flight
+        self.app_records[side] += 1
+        self.app_bytes[side] += rec.length
+        if self.first_app_ts[side] is None:
+            self.first_app_ts[side] = ts
+            self._hist(side, "D")
+            self.events.append((ts, frame, side, "application_data", f"first record {rec.length} bytes"))
+
+    def _alert(self, side: int, rec: Record, ts: int, frame: int, enc: bool) -> None:
+        level: int | None = None
+        desc: int | None = None
+        if rec.length == 2 and (not enc or self.tls13 or rec.payload[0] in (1, 2)):
+            level, desc = rec.payload[0], rec.payload[1]
+        alert = AlertSeen(ts, frame, side, level, desc, desc is None)
+        if len(self.alerts) < 64:
+            self.alerts.append(alert)
+        self._hist(side, "L")
+        detail = "encrypted" if desc is None else f"{'fatal' if level == 2 else 'warning'} {alert.name}"
+        self.events.append((ts, frame, side, "alert", detail))
+
+    def _sslv2(self, side: int, rec: Record, ts: int, frame: int) -> None:
+        try:
+            if rec.payload[:1] == b"\x01" and self.client_hello is None:
+                self._set_client_hello(m.parse_sslv2_client_hello(rec.payload), ts, frame)
+                self._hist(side, "C")
+            elif rec.payload[:1] == b"\x04" and self.server_hello is None:
+                sh = m.parse_sslv2_server_hello(rec.payload)
+                self.server_hello, self.server_hello_ts = sh, ts
+                self._hist(side, "S")
+                self.events.append((ts, frame, side, "server_hello", "SSL 2.0"))
+                if sh.certificate_der:
+                    self.server_certificate = m.Certificate((m.CertificateEntry(sh.certificate_der),))
+                    self.server_certificate_ts = ts
+            elif rec.payload[:1] == b"\x00" and len(rec.payload) >= 3:  # SSLv2 ERROR
+                self.alerts.append(AlertSeen(ts, frame, side, 2, None, False))
+        except ParseError as exc:
+            self.parse_errors.append(f"{SIDE_NAMES[side]} frame {frame}: SSLv2 record: {exc}")
+
+    # ------------------------------------------------------------------ handshake messages
+
+    def _message(self, side: int, msg: m.HandshakeMessage, ts: int, frame: int) -> None:
+        self._hist(side, HISTORY_LETTERS.get(msg.msg_type, "Z"))
+        handler = self._handlers.get(msg.msg_type)
+        if handler is None:
+            if msg.msg_type == 20 and self.finished_ts[side] is None:  # cleartext Finished (NULL cipher)
+                self.finished_ts[side] = ts
+            return
+        try:
+            handler(side, msg.body, ts, frame)
+        except ParseError as exc:
+            name = HANDSHAKE_TYPES.get(msg.msg_type, str(msg.msg_type))
+            self.parse_errors.append(f"{SIDE_NAMES[side]} frame {frame}: malformed {name}: {exc}")
+
+    def _set_client_hello(self, ch: m.ClientHello, ts: int, frame: int) -> None:
+        self.client_hellos += 1
+        if self.client_hello is None:
+            self.client_hello, self.client_hello_ts = ch, ts
+        self.events.append((ts, frame, CLIENT, "client_hello", f"SNI {ch.sni}" if ch.sni else "no SNI"))
+
+    def _on_client_hello(self, side: int, body: bytes, ts: int, frame: int) -> None:
+        self._set_client_hello(m.parse_client_hello(body), ts, frame)
+
+    def _on_server_hello(self, side: int, body: bytes, ts: int, frame: int) -> None:
+        sh = m.parse_server_hello(body)
+        if sh.is_hrr:
+            self.hello_retry = True
+            self.history[-1:] = ["j"] if self.history and self.history[-1] == "s" else self.history[-1:]
+            self.events.append((ts, frame, side, "hello_retry_request", ""))
+            return
+        self.server_hello, self.server_hello_ts = sh, ts
+        self.events.append((
+            ts, frame, side, "server_hello",
+            f"{cipher_name(sh.cipher_suite)}, version 0x{sh.selected_version:04x}",
+        ))
+
+    def _on_certificate(self, side: int, body: bytes, ts: int, frame: int) -> None:
+        cert = m.parse_certificate(body, tls13=self.tls13)
+        if side == SERVER:
+            self.server_certificate, self.server_certificate_ts = cert, ts
+        else:
+            self.client_certificate = cert
+        self.events.append((ts, frame, side, "certificate", f"{len(cert.entries)} certificates"))
+
+    def _on_server_key_exchange(self, side: int, body: bytes, ts: int, frame: int) -> None:
+        name = cipher_name(self.server_hello.cipher_suite) if self.server_hello else None
+        self.server_key_exchange = m.parse_server_key_exchange(body, name)
+
+    def _on_certificate_request(self, side: int, body: bytes, ts: int, frame: int) -> None:
+        self.certificate_request = m.parse_certificate_request(body, self.version or 0x0303)
+        self.events.append((ts, frame, side, "certificate_request", ""))
+
+    def _on_server_hello_done(self, side: int, body: bytes, ts: int, frame: int) -> None:
+        self.server_hello_done_ts = ts
+
+    def _on_certificate_status(self, side: int, body: bytes, ts: int, frame: int) -> None:
+        self.certificate_status = m.parse_certificate_status(body)
