@@ -193,12 +193,12 @@ class TableBuilder:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # e.g. negative serials: still worth showing
                     cert = x509.load_der_x509_certificate(der)
-                row.update(
-                    subject=cert.subject.rfc4514_string(), issuer=cert.issuer.rfc4514_string(),
-                    not_before=int(cert.not_valid_before_utc.timestamp()) * 1_000_000_000,
-                    not_after=int(cert.not_valid_after_utc.timestamp()) * 1_000_000_000,
-                    serial=format(cert.serial_number, "x"),
-                )
+                    row.update(
+                        subject=cert.subject.rfc4514_string(), issuer=cert.issuer.rfc4514_string(),
+                        not_before=int(cert.not_valid_before_utc.timestamp()) * 1_000_000_000,
+                        not_after=int(cert.not_valid_after_utc.timestamp()) * 1_000_000_000,
+                        serial=format(cert.serial_number, "x"),
+                    )
             except Exception as exc:  # undecodable DER is evidence, not a crash
                 row["decode_error"] = f"{type(exc).__name__}: {exc}"[:200]
             for k in cols:

@@ -234,7 +234,7 @@ def encrypted_client_alert(ev: Evidence) -> Verdict | None:
 
 def encrypted_server_alert(ev: Evidence) -> Verdict | None:
     obs = ev.obs
-    if obs is None or obs.finished_ts[CLIENT] is None:
+    if obs is None or obs.finished_ts[CLIENT] is None or (obs.established and not obs.tls13):
         return None
     if obs.first_app_ts[CLIENT] is not None and obs.first_app_ts[CLIENT] < (ev.last_record_ts(SERVER) or 0):
         return None

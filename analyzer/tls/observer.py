@@ -182,7 +182,7 @@ class TlsObserver:
         elif ct == CT_ALERT:
             self._alert(side, rec, ts, frame, enc)
         elif ct == CT_CCS:
-            if not self.tls13 and self.ccs_ts[side] is None:
+            if self.server_hello is not None and not self.tls13 and self.ccs_ts[side] is None:
                 self.ccs_ts[side] = ts
             self._hist(side, "I")
             self.events.append((ts, frame, side, "change_cipher_spec", ""))
@@ -213,6 +213,7 @@ class TlsObserver:
                 if self.finished_ts[SERVER] is None:
                     self.finished_ts[SERVER] = ts  # the server's encrypted flight (EE..Finished)
                     self.finished_frame[SERVER] = frame
+                    self._hist(side, "F")
                     self.events.append((ts, frame, side, "encrypted_flight", f"{rec.length} bytes"))
                 return
             if self.finished_ts[SERVER] is not None and rec.length > ENCRYPTED_ALERT_MAX:
@@ -255,6 +256,11 @@ class TlsObserver:
                 if sh.certificate_der:
                     self.server_certificate = m.Certificate((m.CertificateEntry(sh.certificate_der),))
                     self.server_certificate_ts = ts
+            elif self.server_hello is not None and self.server_hello.sslv2:
+                # after SERVER-HELLO: CLIENT-MASTER-KEY in clear, then encrypted records both ways
+                if self.finished_ts[side] is None and (side == SERVER or rec.payload[:1] != b"\x02"):
+                    self.finished_ts[side] = ts
+                    self._hist(side, "F")
             elif rec.payload[:1] == b"\x00" and len(rec.payload) >= 3:  # SSLv2 ERROR
                 self.alerts.append(AlertSeen(ts, frame, side, 2, None, False))
         except ParseError as exc:
