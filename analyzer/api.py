@@ -76,6 +76,7 @@ def analyze(
             last_ts = info.last_ts_ns if last_ts is None else max(last_ts, info.last_ts_ns)
         reader.close()
     st = engine.stats
+    warnings.extend(engine.errors[:100])
     if st.ip_fragments:
         warnings.append(f"{st.ip_fragments} IP fragment(s) not reassembled (first at frame {st.first_fragment_frame})")
     if st.truncated_headers:

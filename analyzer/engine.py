@@ -19,6 +19,7 @@ class Engine:
         self.retired: list[Flow] = []
         self.stats = SkimStats()
         self.file_index = 0
+        self.errors: list[str] = []
 
     def process(self, blk: FrameBlock) -> None:
         cols = skim(blk, self.stats)
@@ -112,7 +113,11 @@ class Engine:
                 k = s + i
                 off = int(cols.poff[k])
                 payload = data[off : off + int(cols.plen[k])].tobytes()
-                flow.payload(d, seqs[i], payload, wl, tss[i], frames[i])
+                try:
+                    flow.payload(d, seqs[i], payload, wl, tss[i], frames[i])
+                except Exception as exc:  # a parser bug costs this flow its deep view, not the analysis
+                    self.errors.append(f"frame {frames[i]}: internal error in TLS parsing ({type(exc).__name__}: {exc}); connection no longer parsed")
+                    flow.stop_deep()
             i += 1
 
     def finish(self, end_ts: int) -> list[Flow]:

@@ -128,6 +128,8 @@ class Flow:
                 self._early.clear()
                 return
             self._start_deep()
+            if self.mode != DEEP:
+                return
         self._feed(d, seq, data, wire_len, ts, frame)
 
     def _start_deep(self) -> None:
@@ -137,6 +139,8 @@ class Flow:
         early, self._early = self._early, []
         self._early_bytes = 0
         for seq, data, wire_len, ts, frame in early:
+            if self.mode != DEEP:
+                return
             self._feed(1 - self.client_dir if self.client_dir is not None else 1, seq, data, wire_len, ts, frame)
 
     def _feed(self, d: int, seq: int, data: bytes, wire_len: int, ts: int, frame: int) -> None:

@@ -1,0 +1,111 @@
+"""Damaged, truncated and hostile captures: a warning with the frame number, never a traceback or a hang.
+
+Fuzz invariant: for any bytes after a valid capture header, ``analyze`` returns a result whose tables
+keep their schema, and every failed row has a cause; it raises nothing but CaptureError.
+"""
+from __future__ import annotations
+
+import pathlib
+import random
+import subprocess
+import sys
+
+import pytest
+
+import analyzer
+from analyzer import schema
+from conftest import ZEEK_TRACES
+
+SOURCE = ZEEK_TRACES / "tls" / "tls13draft16-ff52.a01.pcap"
+
+
+def check(result: analyzer.AnalysisResult) -> None:
+    assert list(result.handshakes.columns) == [c.name for c in schema.HANDSHAKES]
+    failed = result.handshakes[result.handshakes.outcome == "failed"]
+    assert failed.failure_cause.notna().all()
+    bugs = [w for w in result.warnings if "internal error" in w or "could not build" in w or "diagnosis failed" in w]
+    assert not bugs, bugs
+
+
+def test_not_a_capture(tmp_path: pathlib.Path) -> None:
+    for content, found in [(b"", "empty"), (b"GET / HTTP/1.1\r\n", "text"), (b"PK\x03\x04rest", "ZIP"), (b"\x00\x01\x02\x03\x04", "magic")]:
+        p = tmp_path / "x.pcap"
+        p.write_bytes(content)
+        with pytest.raises(analyzer.CaptureError, match=found) as exc:
+            analyzer.analyze(p)
+        assert str(p) in str(exc.value)
+        assert isinstance(exc.value, ValueError)
+
+
+def test_cli_not_a_capture_is_one_line_exit_2(tmp_path: pathlib.Path) -> None:
+    p = tmp_path / "notes.txt"
+    p.write_text("hello\n")
+    run = subprocess.run([sys.executable, "-m", "analyzer.cli", "analyze", str(p)], capture_output=True, text=True)
+    assert run.returncode == 2
+    assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1
+    assert "not a pcap or pcapng" in run.stderr
+
+
+@pytest.mark.skipif(not SOURCE.exists(), reason="needs ../shared/conformance")
+def test_truncated_everywhere(tmp_path: pathlib.Path) -> None:
+    data = SOURCE.read_bytes()
+    full = analyzer.analyze(SOURCE).handshakes
+    p = tmp_path / "t.pcap"
+    for cut in range(24, len(data), max(1, len(data) // 60)):
+        p.write_bytes(data[:cut])
+        r = analyzer.analyze(p)
+        check(r)
+        assert len(r.handshakes) <= len(full)
+    p.write_bytes(data[: len(data) - 7])
+    r = analyzer.analyze(p)
+    assert any("truncated" in w and "frame" in w for w in r.warnings), r.warnings
+    assert len(r.handshakes) == len(full)  # every connection that could be read is still reported
+
+
+@pytest.mark.skipif(not SOURCE.exists(), reason="needs ../shared/conformance")
+def test_random_corruption() -> None:
+    data = bytearray(SOURCE.read_bytes())
+    rng = random.Random(1234)
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        p = pathlib.Path(d) / "c.pcap"
+        for _ in range(150):
+            mutated = bytearray(data)
+            for _ in range(rng.randint(1, 40)):
+                pos = rng.randrange(24, len(mutated))
+                mutated[pos] = rng.randrange(256)
+            p.write_bytes(bytes(mutated))
+            check(analyzer.analyze(p))
+
+
+def test_damaged_record_header_resyncs(tmp_path: pathlib.Path) -> None:
+    data = bytearray(SOURCE.read_bytes())
+    # destroy the length field of the 5th record header
+    off = 24
+    for _ in range(4):
+        off += 16 + int.from_bytes(data[off + 8 : off + 12], "little")
+    data[off + 8 : off + 12] = b"\xff\xff\xff\x7f"
+    p = tmp_path / "d.pcap"
+    p.write_bytes(bytes(data))
+    r = analyzer.analyze(p)
+    check(r)
+    assert any("frame 5" in w for w in r.warnings), r.warnings
+    assert len(r.handshakes) >= 1
+
+
+def test_garbage_payloads_on_tls_port(tmp_path: pathlib.Path) -> None:
+    """Hand-built packets (malformed-input test): TLS-looking junk must not break the observer."""
+    from forge import pcap
+
+    rng = random.Random(7)
+    frames = []
+    for i in range(300):
+        payload = bytes([22, 3, 1]) + rng.randbytes(rng.randint(0, 600))
+        ip_len = 20 + 20 + len(payload)
+        ip = bytes([0x45, 0, ip_len >> 8, ip_len & 0xFF, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2])
+        tcp = (40000 + i % 5).to_bytes(2, "big") + (443).to_bytes(2, "big") + rng.randbytes(8) + bytes([0x50, 0x18, 1, 0, 0, 0, 0, 0])
+        frames.append((1_700_000_000_000_000_000 + i * 1000, b"\x00" * 12 + b"\x08\x00" + ip + tcp + payload))
+    p = tmp_path / "g.pcap"
+    p.write_bytes(pcap(frames))
+    r = analyzer.analyze(p)
+    check(r)
