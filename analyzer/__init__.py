@@ -1,4 +1,5 @@
 """tls-analyzer: which TLS handshakes in a packet capture failed, exactly why, and since when."""
+
 from __future__ import annotations
 
 from analyzer.api import analyze

@@ -1,4 +1,5 @@
 """analyze(): runs the stages over the capture files and returns an AnalysisResult."""
+
 from __future__ import annotations
 
 import os
@@ -7,15 +8,14 @@ from collections.abc import Callable, Iterable, Sequence
 import pandas as pd
 
 from analyzer.capture.reader import CaptureReader
+from analyzer.diagnose.causes import Cause, Confidence
 from analyzer.diagnose.evidence import Evidence
 from analyzer.diagnose.rules import Verdict, classify, failed
-from analyzer.diagnose.causes import Cause, Confidence
 from analyzer.engine import Engine
 from analyzer.packets import LINKTYPE_NAMES
 from analyzer.result import AnalysisResult
 from analyzer.tables import TableBuilder, endpoint_ip
 from analyzer.tcp.flow import DEFAULT_TLS_PORTS, Flow
-from analyzer.tls.observer import SERVER
 
 PathLike = str | os.PathLike[str]
 
@@ -61,7 +61,7 @@ def analyze(
     for i, reader in enumerate(readers):
         engine.file_index = i
         base = done
-        cb = (lambda n, b=base: progress(b + n, total)) if progress else None  # type: ignore[misc]
+        cb = (lambda n, b=base: progress(b + n, total)) if progress else None
         for blk in reader.blocks(progress=cb):
             engine.process(blk)
         done += reader.info.size_bytes
@@ -69,7 +69,9 @@ def analyze(
         warnings.extend(info.warnings)
         for lt in info.linktypes:
             if lt not in LINKTYPE_NAMES:
-                warnings.append(f"{os.path.basename(info.path)}: link type {lt} is not supported; its frames were skipped")
+                warnings.append(
+                    f"{os.path.basename(info.path)}: link type {lt} is not supported; its frames were skipped"
+                )
         if info.first_ts_ns is not None:
             first_ts = info.first_ts_ns if first_ts is None else min(first_ts, info.first_ts_ns)
         if info.last_ts_ns is not None:
@@ -93,16 +95,28 @@ def analyze(
         try:
             rule, verdict = classify(ev)
         except Exception as exc:  # a bug must cost one row its diagnosis, not the whole analysis
-            rule, verdict = "error", failed(Cause.OTHER, f"internal error while diagnosing: {type(exc).__name__}: {exc}", Confidence.INFERRED)
+            rule, verdict = (
+                "error",
+                failed(
+                    Cause.OTHER, f"internal error while diagnosing: {type(exc).__name__}: {exc}", Confidence.INFERRED
+                ),
+            )
             warnings.append(f"connection at frame {flow.first_frame}: diagnosis failed ({type(exc).__name__}: {exc})")
         try:
             builder.add(flow, ev, verdict, rule, flow.file_index)
         except Exception as exc:  # never lose the whole analysis to one connection
-            warnings.append(f"connection at frame {flow.first_frame}: could not build its row ({type(exc).__name__}: {exc})")
+            warnings.append(
+                f"connection at frame {flow.first_frame}: could not build its row ({type(exc).__name__}: {exc})"
+            )
     handshakes, alerts, events = builder.frames()
     return AnalysisResult(
-        handshakes=handshakes, certificates=builder.certificates(), alerts=alerts, events=events,
-        warnings=warnings, files=files, packets=st.frames,
+        handshakes=handshakes,
+        certificates=builder.certificates(),
+        alerts=alerts,
+        events=events,
+        warnings=warnings,
+        files=files,
+        packets=st.frames,
         first_ts=pd.Timestamp(first_ts, unit="ns", tz="UTC") if first_ts is not None else None,
         last_ts=pd.Timestamp(last_ts, unit="ns", tz="UTC") if last_ts is not None else None,
     )

@@ -1,4 +1,5 @@
 """The tls-analyzer command line: parse arguments, call the API, print or write; one-line errors, exit 2."""
+
 from __future__ import annotations
 
 import argparse
@@ -14,7 +15,18 @@ from analyzer.api import analyze
 from analyzer.errors import CaptureError
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-TABLE_COLUMNS = ["conn_id", "ts", "client_ip", "server_ip", "server_port", "sni", "version", "outcome", "failure_cause", "alert"]
+TABLE_COLUMNS = [
+    "conn_id",
+    "ts",
+    "client_ip",
+    "server_ip",
+    "server_port",
+    "sni",
+    "version",
+    "outcome",
+    "failure_cause",
+    "alert",
+]
 
 
 def neutralise(value: object) -> object:
@@ -90,7 +102,9 @@ def _write(df: pd.DataFrame, fmt: str, output: str | None) -> None:
         try:
             df.to_parquet(output, index=False)
         except ImportError:
-            raise SystemExit("tls-analyzer: parquet output needs pyarrow (pip install 'tls-analyzer[parquet]')") from None
+            raise SystemExit(
+                "tls-analyzer: parquet output needs pyarrow (pip install 'tls-analyzer[parquet]')"
+            ) from None
         return
     else:
         raise SystemExit(f"tls-analyzer: unknown format {fmt}")
@@ -117,7 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--keylog", action="append", default=[], metavar="FILE", help="NSS key log (SSLKEYLOGFILE)")
     a.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table")
     a.add_argument("--output", "-o", metavar="PATH", help="write to PATH instead of standard output")
-    a.add_argument("--tls-ports", type=_ports, metavar="P,P,...", help="ports where a bare SYN counts as a TLS attempt (replaces the default list)")
+    a.add_argument(
+        "--tls-ports",
+        type=_ports,
+        metavar="P,P,...",
+        help="ports where a bare SYN counts as a TLS attempt (replaces the default list)",
+    )
     a.add_argument("--no-progress", action="store_true", help="never show the progress bar")
     return p
 
@@ -130,8 +149,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     progress = Progress(sys.stderr.isatty() and not args.no_progress)
     try:
-        result = analyze(args.captures, ca_bundle=args.ca_bundle or None, keylog=args.keylog or None,
-                         tls_ports=args.tls_ports, progress=progress)
+        result = analyze(
+            args.captures,
+            ca_bundle=args.ca_bundle or None,
+            keylog=args.keylog or None,
+            tls_ports=args.tls_ports,
+            progress=progress,
+        )
     except CaptureError as exc:
         progress.close()
         print(f"tls-analyzer: {exc}", file=sys.stderr)

@@ -1,4 +1,5 @@
 """The packet loop: header-skimmed blocks to flows, with per-packet Python only for undecided/deep flows."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -116,7 +117,9 @@ class Engine:
                 try:
                     flow.payload(d, seqs[i], payload, wl, tss[i], frames[i])
                 except Exception as exc:  # a parser bug costs this flow its deep view, not the analysis
-                    self.errors.append(f"frame {frames[i]}: internal error in TLS parsing ({type(exc).__name__}: {exc}); connection no longer parsed")
+                    self.errors.append(
+                        f"frame {frames[i]}: internal error in TLS parsing ({type(exc).__name__}: {exc}); connection no longer parsed"
+                    )
                     flow.stop_deep()
             i += 1
 

@@ -10,6 +10,7 @@ Internal (never escape ``analyze``):
     NeedMoreData(ParseError)  a sans-IO parser was given an incomplete message.
 Any other exception from a parser is a bug, not a property of the input (h11's rule).
 """
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """Tier 1: vectorised L2-L4 header skim of a FrameBlock into TCP packet columns (no per-packet objects)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -8,8 +9,16 @@ import numpy as np
 from analyzer.capture.reader import FrameBlock
 
 LINKTYPE_NAMES = {
-    0: "BSD loopback", 1: "Ethernet", 12: "raw IP", 14: "raw IP", 101: "raw IP", 108: "OpenBSD loopback",
-    113: "Linux cooked (SLL)", 228: "raw IPv4", 229: "raw IPv6", 276: "Linux cooked (SLL2)",
+    0: "BSD loopback",
+    1: "Ethernet",
+    12: "raw IP",
+    14: "raw IP",
+    101: "raw IP",
+    108: "OpenBSD loopback",
+    113: "Linux cooked (SLL)",
+    228: "raw IPv4",
+    229: "raw IPv6",
+    276: "Linux cooked (SLL2)",
 }
 VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)
 IPV6_EXT = {0, 43, 44, 51, 60, 135, 139, 140}
@@ -55,15 +64,18 @@ class TcpColumns:
 
 
 def _g8(data: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    return data[np.minimum(pos, len(data) - 1)].astype(np.int64)
+    out: np.ndarray = data[np.minimum(pos, len(data) - 1)].astype(np.int64)
+    return out
 
 
 def _g16(data: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    return (_g8(data, pos) << 8) | _g8(data, pos + 1)
+    out: np.ndarray = (_g8(data, pos) << 8) | _g8(data, pos + 1)
+    return out
 
 
 def _g32(data: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    return (_g16(data, pos) << 16) | _g16(data, pos + 2)
+    out: np.ndarray = (_g16(data, pos) << 16) | _g16(data, pos + 2)
+    return out
 
 
 def _link_layer(blk: FrameBlock, stats: SkimStats) -> tuple[np.ndarray, np.ndarray]:
@@ -212,14 +224,32 @@ def skim(blk: FrameBlock, stats: SkimStats) -> TcpColumns:
             change[1:] |= k[1:] != k[:-1]
     starts = np.flatnonzero(change)
     firsts = order[starts]
-    keys = list(zip(
-        fami[firsts].tolist(), a[0][firsts].tolist(), a[1][firsts].tolist(), a[2][firsts].tolist(),
-        a[3][firsts].tolist(), pa[firsts].tolist(), b[0][firsts].tolist(), b[1][firsts].tolist(),
-        b[2][firsts].tolist(), b[3][firsts].tolist(), pb[firsts].tolist(), strict=True,
-    ))
+    keys = list(
+        zip(
+            fami[firsts].tolist(),
+            a[0][firsts].tolist(),
+            a[1][firsts].tolist(),
+            a[2][firsts].tolist(),
+            a[3][firsts].tolist(),
+            pa[firsts].tolist(),
+            b[0][firsts].tolist(),
+            b[1][firsts].tolist(),
+            b[2][firsts].tolist(),
+            b[3][firsts].tolist(),
+            pb[firsts].tolist(),
+            strict=True,
+        )
+    )
     return TcpColumns(
-        frame=blk.frame[idx][order], ts_ns=blk.ts_ns[idx][order], dir=swap[order].astype(np.uint8),
-        flags=flags[order].astype(np.uint8), seq=seq[order], ack=ack[order], poff=pstart[order],
-        plen=plen[order], wlen=wlen[order],
-        starts=np.append(starts, len(order)).astype(np.int64), keys=keys,
+        frame=blk.frame[idx][order],
+        ts_ns=blk.ts_ns[idx][order],
+        dir=swap[order].astype(np.uint8),
+        flags=flags[order].astype(np.uint8),
+        seq=seq[order],
+        ack=ack[order],
+        poff=pstart[order],
+        plen=plen[order],
+        wlen=wlen[order],
+        starts=np.append(starts, len(order)).astype(np.int64),
+        keys=keys,
     )

@@ -1,4 +1,5 @@
 """AnalysisResult: the DataFrames of one analysis, its warnings, and people-facing summaries."""
+
 from __future__ import annotations
 
 import html
@@ -28,7 +29,11 @@ class AnalysisResult:
         counts = hs["outcome"].value_counts()
         lines = [
             f"{len(hs)} TLS connection(s) in {self.packets} packets"
-            + (f", {self.first_ts:%Y-%m-%d %H:%M:%S} to {self.last_ts:%Y-%m-%d %H:%M:%S} UTC" if self.first_ts is not None and self.last_ts is not None else ""),
+            + (
+                f", {self.first_ts:%Y-%m-%d %H:%M:%S} to {self.last_ts:%Y-%m-%d %H:%M:%S} UTC"
+                if self.first_ts is not None and self.last_ts is not None
+                else ""
+            ),
             ", ".join(f"{counts.get(o, 0)} {o}" for o in ("established", "failed", "incomplete")),
         ]
         causes = self.failures["failure_cause"].value_counts()
@@ -47,17 +52,21 @@ class AnalysisResult:
         head = f"{r.conn_id}  {r.client_ip}:{r.client_port} -> {r.server_ip}:{r.server_port}"
         if pd.notna(r.sni):
             head += f"  SNI {r.sni}"
-        lines = [head, f"outcome: {r.outcome}" + (f" ({r.failure_cause}, {r.confidence})" if pd.notna(r.failure_cause) else "")]
+        lines = [
+            head,
+            f"outcome: {r.outcome}" + (f" ({r.failure_cause}, {r.confidence})" if pd.notna(r.failure_cause) else ""),
+        ]
         if pd.notna(r.failure_detail):
             lines.append(f"why: {r.failure_detail}")
-        for k in ("version", "cipher", "alpn", "alert", "ja4", "cert_sha256", "history"):
-            if pd.notna(r[k]):
-                lines.append(f"{k}: {r[k]}")
+        for k in ("version", "cipher", "alpn", "alert", "ja4", "cert_sha256", "history", "notes"):
+            value = r[k]
+            if isinstance(value, str):
+                lines.append(f"{k}: {value}")
         ev = self.events[self.events["conn_id"] == conn_id]
         lines.append("timeline:")
         for e in ev.itertuples():
             arrow = "->" if e.direction == "client" else "<-"
-            detail = f"  {e.detail}" if pd.notna(e.detail) else ""
+            detail = f"  {e.detail}" if isinstance(e.detail, str) else ""
             lines.append(f"  {e.dt_ms:10.3f} ms  frame {e.frame:<6} {arrow} {e.event}{detail}")
         return "\n".join(lines)
 

@@ -1,4 +1,5 @@
 """Every column of every table: name, pandas dtype, and a one-line meaning (the single source of truth)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -75,8 +76,12 @@ EVENTS: tuple[Column, ...] = (
     Column("ts", TS, "time of the event"),
     Column("frame", "Int64", "frame number (0: end of capture)"),
     Column("direction", "string", "client / server: who sent it"),
-    Column("event", "string", "syn, syn_ack, client_hello, server_hello, hello_retry_request, certificate, "
-           "certificate_request, change_cipher_spec, encrypted_flight, finished, alert, application_data, fin, rst, gap"),
+    Column(
+        "event",
+        "string",
+        "syn, syn_ack, client_hello, server_hello, hello_retry_request, certificate, "
+        "certificate_request, change_cipher_spec, encrypted_flight, finished, alert, application_data, fin, rst, gap",
+    ),
     Column("detail", "string", "short description"),
     Column("dt_ms", "Float64", "milliseconds since the connection's first packet"),
 )

@@ -1,4 +1,5 @@
 """Rows from analysed flows into the DataFrames declared in schema.py."""
+
 from __future__ import annotations
 
 import base64
@@ -63,8 +64,14 @@ def fingerprints(obs: TlsObserver) -> tuple[str | None, str | None]:
     ext = ch.extension_types
     ja3 = fp.ja3(ch.legacy_version, ch.cipher_suites, ext, ch.supported_groups, ch.ec_point_formats)
     ja4 = fp.ja4(
-        transport="t", versions=ch.supported_versions, legacy_version=ch.legacy_version, sni=ch.sni,
-        ciphers=ch.cipher_suites, extensions=ext, alpn=ch.alpn, sig_algs=ch.signature_algorithms,
+        transport="t",
+        versions=ch.supported_versions,
+        legacy_version=ch.legacy_version,
+        sni=ch.sni,
+        ciphers=ch.cipher_suites,
+        extensions=ext,
+        alpn=ch.alpn,
+        sig_algs=ch.signature_algorithms,
     )
     return ja3, ja4
 
@@ -111,9 +118,27 @@ class TableBuilder:
         if flow.syn_ts is None and flow.syn_ack is None:
             notes.append("capture began mid-connection")
         tls_cols = dict.fromkeys(
-            ("sni", "version", "cipher", "alpn", "alert", "alert_sender", "ja3", "ja4", "cert_sha256",
-             "offered_versions", "offered_alpn", "curve", "resumed", "hello_retry", "cert_request",
-             "client_cert_sent", "cert_chain_len", "history", "handshake_ms"),
+            (
+                "sni",
+                "version",
+                "cipher",
+                "alpn",
+                "alert",
+                "alert_sender",
+                "ja3",
+                "ja4",
+                "cert_sha256",
+                "offered_versions",
+                "offered_alpn",
+                "curve",
+                "resumed",
+                "hello_retry",
+                "cert_request",
+                "client_cert_sent",
+                "cert_chain_len",
+                "history",
+                "handshake_ms",
+            ),
         )
         if obs is not None:
             ch, sh = obs.client_hello, obs.server_hello
@@ -161,7 +186,9 @@ class TableBuilder:
             notes.extend(obs.parse_errors[:3])
             for a2 in obs.alerts:
                 level = None if a2.level is None else {1: "warning", 2: "fatal"}.get(a2.level, str(a2.level))
-                alerts.append((cid, a2.ts_ns, a2.frame, SIDE_NAMES[a2.side], level, a2.name, a2.description, a2.encrypted))
+                alerts.append(
+                    (cid, a2.ts_ns, a2.frame, SIDE_NAMES[a2.side], level, a2.name, a2.description, a2.encrypted)
+                )
         for k, v in tls_cols.items():
             h[k] = v
         h["notes"] = "; ".join(notes) or None
@@ -194,7 +221,8 @@ class TableBuilder:
                     warnings.simplefilter("ignore")  # e.g. negative serials: still worth showing
                     cert = x509.load_der_x509_certificate(der)
                     row.update(
-                        subject=cert.subject.rfc4514_string(), issuer=cert.issuer.rfc4514_string(),
+                        subject=cert.subject.rfc4514_string(),
+                        issuer=cert.issuer.rfc4514_string(),
                         not_before=int(cert.not_valid_before_utc.timestamp()) * 1_000_000_000,
                         not_after=int(cert.not_valid_after_utc.timestamp()) * 1_000_000_000,
                         serial=format(cert.serial_number, "x"),

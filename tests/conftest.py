@@ -1,4 +1,5 @@
 """Shared paths and helpers for the tests."""
+
 from __future__ import annotations
 
 import pathlib

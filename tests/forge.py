@@ -1,4 +1,5 @@
 """Re-encode real captures in other file formats and link types (the TLS bytes stay the real ones)."""
+
 from __future__ import annotations
 
 import struct
@@ -8,7 +9,8 @@ Packet = tuple[int, bytes]  # (timestamp ns, Ethernet frame)
 
 
 def read_pcap(path: str) -> list[Packet]:
-    data = open(path, "rb").read()
+    with open(path, "rb") as fh:
+        data = fh.read()
     endian = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
     nano = data[:4] in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
     assert struct.unpack_from(endian + "I", data, 20)[0] == 1, "forge expects an Ethernet capture"
@@ -48,7 +50,9 @@ def pcapng(streams: list[tuple[int, int, list[Packet]]], simple_first: bool = Fa
             out.append(_block(3, struct.pack("<I", len(frame)) + frame))
             continue
         ticks = ts // (10 ** (9 - streams[iface][1]))
-        out.append(_block(6, struct.pack("<IIIII", iface, ticks >> 32, ticks & 0xFFFFFFFF, len(frame), len(frame)) + frame))
+        out.append(
+            _block(6, struct.pack("<IIIII", iface, ticks >> 32, ticks & 0xFFFFFFFF, len(frame), len(frame)) + frame)
+        )
     return b"".join(out)
 
 

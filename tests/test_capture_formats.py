@@ -1,4 +1,5 @@
 """Every file format and link type the reader supports gives the same rows as the original capture."""
+
 from __future__ import annotations
 
 import gzip
@@ -7,13 +8,25 @@ import shutil
 
 import pandas as pd
 import pytest
+from conftest import ZEEK_TRACES
 from forge import pcap, pcapng, read_pcap, relink
 
 import analyzer
-from conftest import ZEEK_TRACES
 
 SOURCE = ZEEK_TRACES / "tls" / "google-cert-repeat.pcap"  # 8 real TLS 1.2 connections, Ethernet
-KEY = ["client_ip", "client_port", "server_ip", "server_port", "sni", "version", "cipher", "outcome", "cert_sha256", "ja3", "ja4"]
+KEY = [
+    "client_ip",
+    "client_port",
+    "server_ip",
+    "server_port",
+    "sni",
+    "version",
+    "cipher",
+    "outcome",
+    "cert_sha256",
+    "ja3",
+    "ja4",
+]
 
 pytestmark = pytest.mark.skipif(not SOURCE.exists(), reason="needs ../shared/conformance")
 
@@ -33,7 +46,14 @@ def reference() -> pd.DataFrame:
 
 @pytest.mark.parametrize(
     ("name", "linktype", "kind"),
-    [("vlan", 1, "vlan"), ("qinq", 1, "qinq"), ("sll", 113, "sll"), ("sll2", 276, "sll2"), ("raw", 101, "raw"), ("null", 0, "null")],
+    [
+        ("vlan", 1, "vlan"),
+        ("qinq", 1, "qinq"),
+        ("sll", 113, "sll"),
+        ("sll2", 276, "sll2"),
+        ("raw", 101, "raw"),
+        ("null", 0, "null"),
+    ],
 )
 def test_link_types(tmp_path: pathlib.Path, reference: pd.DataFrame, name: str, linktype: int, kind: str) -> None:
     p = tmp_path / f"{name}.pcap"
@@ -50,7 +70,9 @@ def test_pcap_variants(tmp_path: pathlib.Path, reference: pd.DataFrame, endian: 
     assert ts == analyzer.analyze(SOURCE).handshakes["ts"].min()
 
 
-def test_pcapng_two_interfaces_mixed_link_types_and_resolutions(tmp_path: pathlib.Path, reference: pd.DataFrame) -> None:
+def test_pcapng_two_interfaces_mixed_link_types_and_resolutions(
+    tmp_path: pathlib.Path, reference: pd.DataFrame
+) -> None:
     pk = read_pcap(str(SOURCE))
     ports = sorted(reference.client_port)
     # half the connections seen on an Ethernet interface (us), the other half on a cooked one (ns)

@@ -3,6 +3,7 @@
 Fuzz invariant: for any bytes after a valid capture header, ``analyze`` returns a result whose tables
 keep their schema, and every failed row has a cause; it raises nothing but CaptureError.
 """
+
 from __future__ import annotations
 
 import pathlib
@@ -11,10 +12,10 @@ import subprocess
 import sys
 
 import pytest
+from conftest import ZEEK_TRACES
 
 import analyzer
 from analyzer import schema
-from conftest import ZEEK_TRACES
 
 SOURCE = ZEEK_TRACES / "tls" / "tls13draft16-ff52.a01.pcap"
 
@@ -28,7 +29,12 @@ def check(result: analyzer.AnalysisResult) -> None:
 
 
 def test_not_a_capture(tmp_path: pathlib.Path) -> None:
-    for content, found in [(b"", "empty"), (b"GET / HTTP/1.1\r\n", "text"), (b"PK\x03\x04rest", "ZIP"), (b"\x00\x01\x02\x03\x04", "magic")]:
+    for content, found in [
+        (b"", "empty"),
+        (b"GET / HTTP/1.1\r\n", "text"),
+        (b"PK\x03\x04rest", "ZIP"),
+        (b"\x00\x01\x02\x03\x04", "magic"),
+    ]:
         p = tmp_path / "x.pcap"
         p.write_bytes(content)
         with pytest.raises(analyzer.CaptureError, match=found) as exc:
@@ -67,6 +73,7 @@ def test_random_corruption() -> None:
     data = bytearray(SOURCE.read_bytes())
     rng = random.Random(1234)
     import tempfile
+
     with tempfile.TemporaryDirectory() as d:
         p = pathlib.Path(d) / "c.pcap"
         for _ in range(150):
@@ -103,7 +110,12 @@ def test_garbage_payloads_on_tls_port(tmp_path: pathlib.Path) -> None:
         payload = bytes([22, 3, 1]) + rng.randbytes(rng.randint(0, 600))
         ip_len = 20 + 20 + len(payload)
         ip = bytes([0x45, 0, ip_len >> 8, ip_len & 0xFF, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2])
-        tcp = (40000 + i % 5).to_bytes(2, "big") + (443).to_bytes(2, "big") + rng.randbytes(8) + bytes([0x50, 0x18, 1, 0, 0, 0, 0, 0])
+        tcp = (
+            (40000 + i % 5).to_bytes(2, "big")
+            + (443).to_bytes(2, "big")
+            + rng.randbytes(8)
+            + bytes([0x50, 0x18, 1, 0, 0, 0, 0, 0])
+        )
         frames.append((1_700_000_000_000_000_000 + i * 1000, b"\x00" * 12 + b"\x08\x00" + ip + tcp + payload))
     p = tmp_path / "g.pcap"
     p.write_bytes(pcap(frames))

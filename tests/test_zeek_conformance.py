@@ -1,10 +1,10 @@
 """Agreement with Zeek's ssl.log (an oracle we did not write) on the TLS-over-TCP conformance traces."""
+
 from __future__ import annotations
 
 import pytest
-from zeek_oracle import compare, oracle
-
 from conftest import ZEEK_TRACES
+from zeek_oracle import compare, oracle
 
 # Every disagreement must be listed here with its reason (none today on tls/).
 KNOWN_DISAGREEMENTS: dict[str, str] = {}

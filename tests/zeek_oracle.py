@@ -1,4 +1,5 @@
 """Compare the analyzer with Zeek's ssl.log for the conformance traces (shared by the test and by humans)."""
+
 from __future__ import annotations
 
 import csv
@@ -15,12 +16,18 @@ FIELDS = ("version", "cipher", "sni", "alpn", "cert_sha256")
 def zeek_version(v: str) -> str | None:
     if v in ("-", ""):
         return None
-    table = {"SSLv2": "SSL 2.0", "SSLv3": "SSL 3.0", "TLSv10": "TLS 1.0", "TLSv11": "TLS 1.1",
-             "TLSv12": "TLS 1.2", "TLSv13": "TLS 1.3"}
+    table = {
+        "SSLv2": "SSL 2.0",
+        "SSLv3": "SSL 3.0",
+        "TLSv10": "TLS 1.0",
+        "TLSv11": "TLS 1.1",
+        "TLSv12": "TLS 1.2",
+        "TLSv13": "TLS 1.3",
+    }
     if v in table:
         return table[v]
     if v.startswith("TLSv13-draft"):
-        return f"TLS 1.3 draft {v[len('TLSv13-draft'):]}"
+        return f"TLS 1.3 draft {v[len('TLSv13-draft') :]}"
     if v.startswith("unknown-"):
         n = int(v.split("-")[1])
         return f"TLS 1.3 experiment 0x{n:04x}" if n >> 8 == 0x7E else f"unknown 0x{n:04x}"
@@ -56,7 +63,9 @@ def oracle(include: callable = lambda t: True) -> list[Expectation]:  # type: ig
             }
             # several Zeek tests read the same trace: keep the most informative row
             old = seen.get((trace, key))
-            if old is None or sum(v is not None for v in values.values()) > sum(v is not None for v in old.values.values()):
+            if old is None or sum(v is not None for v in values.values()) > sum(
+                v is not None for v in old.values.values()
+            ):
                 seen[(trace, key)] = Expectation(trace, key, values)
     return list(seen.values())
 
@@ -71,13 +80,19 @@ def compare(expectations: list[Expectation]) -> tuple[int, int, list[str]]:
             results[exp.trace] = analyzer.analyze(TRACES / exp.trace)
         hs = results[exp.trace].handshakes
         c_ip, c_port, s_ip, s_port = exp.tuple4
-        rows = hs[(hs.client_ip == c_ip) & (hs.client_port == c_port) & (hs.server_ip == s_ip) & (hs.server_port == s_port)]
+        rows = hs[
+            (hs.client_ip == c_ip) & (hs.client_port == c_port) & (hs.server_ip == s_ip) & (hs.server_port == s_port)
+        ]
         for f in FIELDS:
             want = exp.values[f]
             if want is None:
                 continue  # Zeek has no value: nothing to agree with
             total += 1
-            got = None if rows.empty or rows.iloc[0][f] is None or str(rows.iloc[0][f]) == "<NA>" else str(rows.iloc[0][f])
+            got = (
+                None
+                if rows.empty or rows.iloc[0][f] is None or str(rows.iloc[0][f]) == "<NA>"
+                else str(rows.iloc[0][f])
+            )
             if got == want:
                 agree += 1
             else:
@@ -87,6 +102,7 @@ def compare(expectations: list[Expectation]) -> tuple[int, int, list[str]]:
 
 if __name__ == "__main__":
     import sys
+
     sel = sys.argv[1] if len(sys.argv) > 1 else "tls/"
     exps = oracle(lambda t: t.startswith(sel) and "starttls" not in t and "dtls" not in t)
     a, t, probs = compare(exps)

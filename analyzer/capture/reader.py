@@ -1,6 +1,8 @@
 """Capture files to blocks of frame columns: pcap (us/ns, both byte orders), pcapng, gzip/zstd; no dissection."""
+
 from __future__ import annotations
 
+import contextlib
 import gzip
 import mmap
 import os
@@ -83,13 +85,11 @@ def _describe(head: bytes) -> str:
 
 
 def _decompress_to_temp(path: str, kind: str) -> IO[bytes]:
-    tmp = tempfile.TemporaryFile(prefix="tls-analyzer-")
+    tmp = tempfile.TemporaryFile(prefix="tls-analyzer-")  # noqa: SIM115 - returned open
     if kind == "gzip":
-        with gzip.open(path, "rb") as src:
-            try:
-                shutil.copyfileobj(src, tmp, 1 << 20)
-            except (OSError, EOFError):
-                pass  # truncated archive: keep what decompressed; the reader warns about the tail
+        # a truncated archive keeps what decompressed; the reader then warns about the tail
+        with gzip.open(path, "rb") as src, contextlib.suppress(OSError, EOFError):
+            shutil.copyfileobj(src, tmp, 1 << 20)
     else:
         exe = shutil.which("zstd")
         if exe is None:
@@ -220,7 +220,7 @@ class CaptureReader:
             if nxt == size:
                 return pos
             if nxt + 16 <= size:
-                sec2, frac2, incl2, orig2 = hdr(buf, nxt)
+                sec2, _frac2, incl2, orig2 = hdr(buf, nxt)
                 if 0 < incl2 <= limit and orig2 >= incl2 and abs(sec2 - sec) < 86400:
                     return pos
         return None
@@ -236,7 +236,11 @@ class CaptureReader:
         self._note_ts(ts)
         n = len(h)
         return FrameBlock(
-            data, np.arange(frame, frame + n, dtype=np.int64), ts, h + 16, words[:, 2],
+            data,
+            np.arange(frame, frame + n, dtype=np.int64),
+            ts,
+            h + 16,
+            words[:, 2],
             np.full(n, linktype, dtype=np.int32),
         )
 
@@ -267,11 +271,15 @@ class CaptureReader:
             self._note_ts(ts)
             n = len(offs)
             blk = FrameBlock(
-                self.data, np.arange(frame, frame + n, dtype=np.int64), ts,
-                np.asarray(offs, dtype=np.int64), np.asarray(lens, dtype=np.int64),
+                self.data,
+                np.arange(frame, frame + n, dtype=np.int64),
+                ts,
+                np.asarray(offs, dtype=np.int64),
+                np.asarray(lens, dtype=np.int64),
                 np.asarray(lts, dtype=np.int32),
             )
-            offs.clear(), lens.clear(), tss.clear(), lts.clear()
+            for column in (offs, lens, tss, lts):
+                column.clear()
             return blk
 
         while off + 12 <= size:
@@ -289,19 +297,25 @@ class CaptureReader:
             btype, blen = struct.unpack_from(endian + "II", buf, off)
             if blen < 12 or blen % 4 or off + blen > size:
                 if off + blen > size and blen >= 12:
-                    self.warn(f"frame {frame + len(offs)} at offset {off}: block of {blen} bytes cut off (truncated capture)")
+                    self.warn(
+                        f"frame {frame + len(offs)} at offset {off}: block of {blen} bytes cut off (truncated capture)"
+                    )
                 else:
-                    self.warn(f"frame {frame + len(offs)} at offset {off}: damaged block length {blen}; rest unreadable")
+                    self.warn(
+                        f"frame {frame + len(offs)} at offset {off}: damaged block length {blen}; rest unreadable"
+                    )
                 break
             body = off + 8
-            if btype == EPB_TYPE or btype == OPB_TYPE:
+            if btype in (EPB_TYPE, OPB_TYPE):
                 if btype == EPB_TYPE:
                     if_id, ts_hi, ts_lo, cap, _orig = struct.unpack_from(endian + "IIIII", buf, body)
                 else:
                     if_id, _drops, ts_hi, ts_lo, cap, _orig = struct.unpack_from(endian + "HHIIII", buf, body)
                 data_off = body + 20
                 if if_id >= len(ifaces):
-                    self.warn(f"frame {frame + len(offs)} at offset {off}: packet names unknown interface {if_id}; skipped")
+                    self.warn(
+                        f"frame {frame + len(offs)} at offset {off}: packet names unknown interface {if_id}; skipped"
+                    )
                 elif data_off + cap > off + blen - 4:
                     self.warn(f"frame {frame + len(offs)} at offset {off}: captured length exceeds its block; skipped")
                 else:

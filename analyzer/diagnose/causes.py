@@ -1,4 +1,5 @@
 """The canonical outcome, failure-cause and confidence codes (../shared/spec/failure-causes.md), verbatim."""
+
 from __future__ import annotations
 
 from enum import StrEnum

@@ -1,4 +1,5 @@
 """What one connection's packets show, in client/server terms, for the cause rules to read."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,9 +32,8 @@ class Evidence:
 
     # ------------------------------------------------------------------ TCP, by side
     def _by_side(self, pair: list[tuple[int, int] | None], side: int) -> tuple[int, int] | None:
-        cd = self.flow.client_dir
-        d = cd if side == CLIENT else 1 - (cd or 0)
-        return pair[d]
+        cd = self.flow.client_dir or 0
+        return pair[cd if side == CLIENT else 1 - cd]
 
     def rst(self, side: int) -> tuple[int, int] | None:
         return self._by_side(self.flow.rst, side)
@@ -70,7 +70,7 @@ class Evidence:
 
     @property
     def tcp_established(self) -> bool:
-        return self.flow.syn_ack is not None or self.packets(SERVER) > 0 and self.packets(CLIENT) > 0
+        return self.flow.syn_ack is not None or (self.packets(SERVER) > 0 and self.packets(CLIENT) > 0)
 
     def server_sent_tls(self) -> bool:
         fp = self.first_payload(SERVER)

@@ -1,4 +1,5 @@
 """The cause rules, as data: an ordered table of small named functions, first match wins."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -59,8 +60,15 @@ CLIENT_NEGOTIATION_ALERTS: dict[str, Cause] = {
     "inappropriate_fallback": Cause.INAPPROPRIATE_FALLBACK,
 }
 SERVER_CLIENT_CERT_ALERTS = {
-    "bad_certificate", "unsupported_certificate", "certificate_revoked", "certificate_expired",
-    "certificate_unknown", "unknown_ca", "access_denied", "certificate_required", "handshake_failure",
+    "bad_certificate",
+    "unsupported_certificate",
+    "certificate_revoked",
+    "certificate_expired",
+    "certificate_unknown",
+    "unknown_ca",
+    "access_denied",
+    "certificate_required",
+    "handshake_failure",
     "decrypt_error",
 }
 
@@ -80,7 +88,10 @@ def tcp_refused(ev: Evidence) -> Verdict | None:
     if rst is None or ev.obs is not None:
         return None
     assert f.syn_ts is not None
-    return failed(Cause.TCP_REFUSED, f"SYN to {_port(ev)} answered by RST after {ms(rst[0] - f.syn_ts)}: nothing listens there (or a firewall rejects it)")
+    return failed(
+        Cause.TCP_REFUSED,
+        f"SYN to {_port(ev)} answered by RST after {ms(rst[0] - f.syn_ts)}: nothing listens there (or a firewall rejects it)",
+    )
 
 
 def tcp_timeout(ev: Evidence) -> Verdict | None:
@@ -91,8 +102,11 @@ def tcp_timeout(ev: Evidence) -> Verdict | None:
     waited = ev.capture_end_ns - f.syn_ts
     if f.syn_count < 2 and waited < SYN_TIMEOUT_NS:
         return incomplete(f"SYN to {_port(ev)} sent {ms(waited)} before the capture ended; no answer yet")
-    return failed(Cause.TCP_TIMEOUT, f"{f.syn_count} SYN(s) to {_port(ev)} over {ms(f.last_ts - f.syn_ts)} never answered "
-                  f"(capture ran {ms(waited)} past the first): host down, filtered, or packets dropped")
+    return failed(
+        Cause.TCP_TIMEOUT,
+        f"{f.syn_count} SYN(s) to {_port(ev)} over {ms(f.last_ts - f.syn_ts)} never answered "
+        f"(capture ran {ms(waited)} past the first): host down, filtered, or packets dropped",
+    )
 
 
 def mid_connection(ev: Evidence) -> Verdict | None:
@@ -115,7 +129,10 @@ def no_client_hello(ev: Evidence) -> Verdict | None:
     close = ev.close(CLIENT) or ev.close(SERVER)
     if close:
         who = "client" if ev.close(CLIENT) == close else "server"
-        return failed(Cause.NO_CLIENT_HELLO, f"TCP connected but the client never sent a ClientHello; the {who} closed with {close[2]} (frame {close[1]}){extra}")
+        return failed(
+            Cause.NO_CLIENT_HELLO,
+            f"TCP connected but the client never sent a ClientHello; the {who} closed with {close[2]} (frame {close[1]}){extra}",
+        )
     return failed(Cause.NO_CLIENT_HELLO, f"TCP connected but the client sent nothing before the capture ended{extra}")
 
 
@@ -131,7 +148,10 @@ def client_sent_plaintext(ev: Evidence) -> Verdict | None:
         close = ev.close(SERVER)
         reply = f"a {close[2]}" if close else "nothing"
     why = "a server that speaks TLS elsewhere in this capture" if ev.server_speaks_tls_elsewhere else f"TLS {_port(ev)}"
-    return failed(Cause.CLIENT_SENT_PLAINTEXT, f"client sent plaintext {quote(fp[2])} (frame {fp[1]}) to {why}; the server answered with {reply}")
+    return failed(
+        Cause.CLIENT_SENT_PLAINTEXT,
+        f"client sent plaintext {quote(fp[2])} (frame {fp[1]}) to {why}; the server answered with {reply}",
+    )
 
 
 # ---------------------------------------------------------------------------- negotiation
@@ -145,11 +165,20 @@ def server_silent(ev: Evidence) -> Verdict | None:
     ch = obs.client_hello_ts
     rst, fin, cclose = ev.rst(SERVER), ev.fin(SERVER), ev.close(CLIENT)
     if rst and (cclose is None or rst[0] <= cclose[0]):
-        return failed(Cause.SERVER_RESET, f"server side reset the connection {ms(rst[0] - ch)} after the ClientHello without a TLS answer (frame {rst[1]}): a TLS-intercepting middlebox, a crashed handler, or a server refusing the SNI")
+        return failed(
+            Cause.SERVER_RESET,
+            f"server side reset the connection {ms(rst[0] - ch)} after the ClientHello without a TLS answer (frame {rst[1]}): a TLS-intercepting middlebox, a crashed handler, or a server refusing the SNI",
+        )
     if fin and (cclose is None or fin[0] <= cclose[0]):
-        return failed(Cause.SERVER_CLOSED, f"server closed (FIN) {ms(fin[0] - ch)} after the ClientHello without sending an alert (frame {fin[1]})")
+        return failed(
+            Cause.SERVER_CLOSED,
+            f"server closed (FIN) {ms(fin[0] - ch)} after the ClientHello without sending an alert (frame {fin[1]})",
+        )
     if cclose:
-        return failed(Cause.SERVER_NO_RESPONSE, f"server sent nothing for {ms(cclose[0] - ch)} after the ClientHello; the client gave up with {cclose[2]} (frame {cclose[1]})")
+        return failed(
+            Cause.SERVER_NO_RESPONSE,
+            f"server sent nothing for {ms(cclose[0] - ch)} after the ClientHello; the client gave up with {cclose[2]} (frame {cclose[1]})",
+        )
     return incomplete(f"ClientHello sent {ms(ev.capture_end_ns - ch)} before the capture ended; no server answer yet")
 
 
@@ -158,7 +187,10 @@ def non_tls_server(ev: Evidence) -> Verdict | None:
     sp = ev.first_payload(SERVER)
     if obs is None or sp is None or obs.server_hello is not None or ev.server_sent_tls():
         return None
-    return failed(Cause.NON_TLS_SERVER, f"server answered the ClientHello with non-TLS bytes {quote(sp[2])} (frame {sp[1]}): wrong port or a plaintext service")
+    return failed(
+        Cause.NON_TLS_SERVER,
+        f"server answered the ClientHello with non-TLS bytes {quote(sp[2])} (frame {sp[1]}): wrong port or a plaintext service",
+    )
 
 
 def _alert_text(a: AlertSeen, who: str) -> str:
@@ -192,7 +224,11 @@ def client_alert(ev: Evidence) -> Verdict | None:
     if obs is None or a is None or a.side != CLIENT or a.description is None:
         return None
     ref = obs.server_certificate_ts or obs.server_hello_ts
-    when = f" {ms(a.ts_ns - ref)} after the server's {'Certificate' if obs.server_certificate_ts else 'hello'}" if ref else ""
+    when = (
+        f" {ms(a.ts_ns - ref)} after the server's {'Certificate' if obs.server_certificate_ts else 'hello'}"
+        if ref
+        else ""
+    )
     cause = CLIENT_NEGOTIATION_ALERTS.get(a.name) or CLIENT_CERT_ALERTS.get(a.name)
     if cause is None:
         cause = Cause.OTHER
@@ -208,48 +244,60 @@ def server_alert_late(ev: Evidence) -> Verdict | None:
     if obs.certificate_request is not None and a.name in SERVER_CLIENT_CERT_ALERTS:
         if cc is None or not cc.entries:
             what = "an empty Certificate" if cc is not None else "no Certificate"
-            return failed(Cause.CLIENT_CERT_MISSING, f"server requested a client certificate, the client sent {what}, and the {_alert_text(a, 'server')}")
-        return failed(Cause.CLIENT_CERT_REJECTED, f"client sent a certificate chain of {len(cc.entries)} and the {_alert_text(a, 'server')}")
+            return failed(
+                Cause.CLIENT_CERT_MISSING,
+                f"server requested a client certificate, the client sent {what}, and the {_alert_text(a, 'server')}",
+            )
+        return failed(
+            Cause.CLIENT_CERT_REJECTED,
+            f"client sent a certificate chain of {len(cc.entries)} and the {_alert_text(a, 'server')}",
+        )
     return failed(Cause.SERVER_ABORTED, _alert_text(a, "server") + " after the client's second flight")
 
 
 def encrypted_client_alert(ev: Evidence) -> Verdict | None:
     """TLS 1.3: a lone short encrypted record from the client right after the server's flight, then close."""
     obs = ev.obs
-    if obs is None or not obs.tls13 or obs.finished_ts[CLIENT] is not None or obs.finished_ts[SERVER] is None:
+    server_flight = obs.finished_ts[SERVER] if obs else None
+    if obs is None or not obs.tls13 or obs.finished_ts[CLIENT] is not None or server_flight is None:
         return None
-    rec = ev.lone_encrypted_record(CLIENT, obs.finished_ts[SERVER])
-    close = ev.close(CLIENT)
+    rec = ev.lone_encrypted_record(CLIENT, server_flight)
     if rec is None:
         return None
+    close = ev.close(CLIENT)
     tail = f", then {close[2]}" if close else ""
     return failed(
         Cause.CERT_REJECTED_UNKNOWN,
         f"client answered the server's encrypted flight with a lone {rec.length}-byte encrypted record (an alert) "
-        f"{ms(rec.ts_ns - obs.finished_ts[SERVER])} later (frame {rec.frame}){tail}; the certificate is encrypted in TLS 1.3: "
+        f"{ms(rec.ts_ns - server_flight)} later (frame {rec.frame}){tail}; the certificate is encrypted in TLS 1.3: "
         "a key log (SSLKEYLOGFILE) or a TLS 1.2 handshake to the same server would show why",
-        Confidence.INFERRED, ("encrypted", "client"),
+        Confidence.INFERRED,
+        ("encrypted", "client"),
     )
 
 
 def encrypted_server_alert(ev: Evidence) -> Verdict | None:
+    """The server answered the client's second flight with an encrypted alert and closed."""
     obs = ev.obs
-    if obs is None or obs.finished_ts[CLIENT] is None or (obs.established and not obs.tls13):
+    client_flight = obs.finished_ts[CLIENT] if obs else None
+    if obs is None or client_flight is None:
         return None
-    if obs.first_app_ts[CLIENT] is not None and obs.first_app_ts[CLIENT] < (ev.last_record_ts(SERVER) or 0):
-        return None
-    enc = [a for a in obs.alerts if a.side == SERVER and a.encrypted]
-    rec = ev.lone_encrypted_record(SERVER, obs.finished_ts[CLIENT]) if obs.tls13 else None
-    if not enc and rec is None:
-        return None
-    if obs.first_app_ts[SERVER] is not None and (rec is None or obs.first_app_ts[SERVER] < rec.ts_ns):
-        return None
-    frame = enc[0].frame if enc else rec.frame if rec else 0
+    if obs.tls13:
+        rec = ev.lone_encrypted_record(SERVER, client_flight)
+        if rec is None or (ev.close(SERVER) is None and ev.close(CLIENT) is None):
+            return None
+        frame = rec.frame
+    else:
+        enc = [a for a in obs.alerts if a.side == SERVER and a.encrypted]
+        if obs.established or not enc:
+            return None
+        frame = enc[0].frame
     return failed(
         Cause.SERVER_ABORTED,
         f"server sent an encrypted alert (frame {frame}) right after the client's second flight and closed: "
         "in TLS 1.3 usually certificate_required/bad_certificate (mutual TLS) or decrypt_error; a key log would show which",
-        Confidence.INFERRED, ("encrypted", "server"),
+        Confidence.INFERRED,
+        ("encrypted", "server"),
     )
 
 
@@ -278,9 +326,15 @@ def aborted(ev: Evidence) -> Verdict | None:
     if not client_done and cclose and (sclose is None or cclose[0] <= sclose[0]):
         ref = obs.finished_ts[SERVER] or obs.server_hello_done_ts or obs.server_certificate_ts or obs.server_hello_ts
         assert ref is not None
-        return failed(Cause.CLIENT_ABORTED, f"client closed with {cclose[2]} {ms(cclose[0] - ref)} after the server's flight without an alert (frame {cclose[1]}): application policy, pinning, or a certificate problem the client did not report")
+        return failed(
+            Cause.CLIENT_ABORTED,
+            f"client closed with {cclose[2]} {ms(cclose[0] - ref)} after the server's flight without an alert (frame {cclose[1]}): application policy, pinning, or a certificate problem the client did not report",
+        )
     if client_done and sclose and (cclose is None or sclose[0] <= cclose[0]):
-        return failed(Cause.SERVER_ABORTED, f"server closed with {sclose[2]} after the client's second flight without finishing the handshake (frame {sclose[1]})")
+        return failed(
+            Cause.SERVER_ABORTED,
+            f"server closed with {sclose[2]} after the client's second flight without finishing the handshake (frame {sclose[1]})",
+        )
     if sclose and not client_done:
         return failed(Cause.SERVER_ABORTED, f"server closed with {sclose[2]} during the handshake (frame {sclose[1]})")
     return None
@@ -290,7 +344,9 @@ def gap_or_end(ev: Evidence) -> Verdict | None:
     obs = ev.obs
     gaps = [e for e in ev.flow.events if e[3] == "gap"]
     if gaps:
-        return incomplete(f"{len(gaps)} gap(s) in the capture (first at frame {gaps[0][1]}: {gaps[0][4]}) before the handshake finished")
+        return incomplete(
+            f"{len(gaps)} gap(s) in the capture (first at frame {gaps[0][1]}: {gaps[0][4]}) before the handshake finished"
+        )
     if obs is not None and not ev.flow.closed:
         return incomplete("the capture ends before the handshake finished")
     return None
@@ -299,7 +355,11 @@ def gap_or_end(ev: Evidence) -> Verdict | None:
 def fallback(ev: Evidence) -> Verdict | None:
     obs = ev.obs
     stage = "after the ServerHello" if obs and obs.server_hello else "after the ClientHello"
-    return failed(Cause.OTHER, f"the handshake stopped {stage} and the connection closed; no rule matched the evidence", Confidence.INFERRED)
+    return failed(
+        Cause.OTHER,
+        f"the handshake stopped {stage} and the connection closed; no rule matched the evidence",
+        Confidence.INFERRED,
+    )
 
 
 RULES: tuple[tuple[str, Callable[[Evidence], Verdict | None]], ...] = (

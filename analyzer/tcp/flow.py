@@ -1,4 +1,5 @@
 """One TCP connection: roles, handshake/close facts, and the switch between deep parsing and skimming."""
+
 from __future__ import annotations
 
 from analyzer.tcp.reassembly import Gap, Reassembler
@@ -21,9 +22,30 @@ class Flow:
     """
 
     __slots__ = (
-        "_early", "_early_bytes", "bytes", "client_dir", "client_payload_tls", "events", "file_index", "first_frame",
-        "first_payload", "first_ts", "fin", "isn", "key", "last_ts", "mode", "obs", "pkts", "reasm",
-        "rst", "syn_ack", "syn_count", "syn_seq", "syn_ts", "tls_ports",
+        "_early",
+        "_early_bytes",
+        "bytes",
+        "client_dir",
+        "client_payload_tls",
+        "events",
+        "file_index",
+        "fin",
+        "first_frame",
+        "first_payload",
+        "first_ts",
+        "isn",
+        "key",
+        "last_ts",
+        "mode",
+        "obs",
+        "pkts",
+        "reasm",
+        "rst",
+        "syn_ack",
+        "syn_count",
+        "syn_seq",
+        "syn_ts",
+        "tls_ports",
     )
 
     def __init__(self, key: tuple[int, ...], ts: int, frame: int, tls_ports: frozenset[int]) -> None:
@@ -69,7 +91,9 @@ class Flow:
 
     @property
     def closed(self) -> bool:
-        return self.rst[0] is not None or self.rst[1] is not None or (self.fin[0] is not None and self.fin[1] is not None)
+        return (
+            self.rst[0] is not None or self.rst[1] is not None or (self.fin[0] is not None and self.fin[1] is not None)
+        )
 
     def _event(self, ts: int, frame: int, d: int, kind: str, detail: str = "") -> None:
         if len(self.events) < MAX_EVENTS:

@@ -1,4 +1,5 @@
 """Per-direction TCP byte-stream reassembly: retransmission, overlap, reordering, wrap, gaps; bounded."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

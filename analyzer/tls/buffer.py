@@ -1,4 +1,5 @@
 """A read cursor over bytes from the wire with bounds-checked pull_* helpers (aioquic style)."""
+
 from __future__ import annotations
 
 from analyzer.errors import NeedMoreData, ParseError

@@ -1,4 +1,5 @@
 """Sans-IO parsers for TLS handshake messages and alerts: bytes in, frozen dataclasses out."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -224,7 +225,13 @@ def parse_client_hello(body: bytes) -> ClientHello:
         except ParseError:
             continue  # a malformed extension body does not hide the rest of the hello
     return ClientHello(
-        legacy_version, random, session_id, ciphers, compression, extensions, **fields  # type: ignore[arg-type]
+        legacy_version,
+        random,
+        session_id,
+        ciphers,
+        compression,
+        extensions,
+        **fields,  # type: ignore[arg-type]
     )
 
 
@@ -266,8 +273,15 @@ def parse_sslv2_server_hello(msg: bytes) -> ServerHello:
     conn_id = buf.pull_bytes(conn_id_len)
     cipher = int.from_bytes(specs[:3], "big") if len(specs) >= 3 else 0
     return ServerHello(
-        version, conn_id.rjust(32, b"\x00")[-32:], b"", cipher, 0, (), selected_version=0x0002,
-        sslv2=True, certificate_der=cert or None,
+        version,
+        conn_id.rjust(32, b"\x00")[-32:],
+        b"",
+        cipher,
+        0,
+        (),
+        selected_version=0x0002,
+        sslv2=True,
+        certificate_der=cert or None,
     )
 
 
@@ -301,8 +315,16 @@ def parse_server_hello(body: bytes) -> ServerHello:
         except ParseError:
             continue
     return ServerHello(
-        legacy_version, random, session_id, cipher, compression, extensions, selected,
-        is_hrr=random == HRR_RANDOM, alpn=alpn, key_share_group=group,
+        legacy_version,
+        random,
+        session_id,
+        cipher,
+        compression,
+        extensions,
+        selected,
+        is_hrr=random == HRR_RANDOM,
+        alpn=alpn,
+        key_share_group=group,
     )
 
 

@@ -1,4 +1,5 @@
 """Per-connection TLS state: records and handshake messages in, facts and timeline events out."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -27,8 +28,26 @@ APPDATA_RECORDS_AFTER_HANDSHAKE = 64  # stop deep parsing after this many record
 
 # Zeek's ssl_history letters (upper case: client, lower case: server)
 HISTORY_LETTERS = {
-    0: "H", 1: "C", 2: "S", 3: "V", 4: "T", 5: "E", 6: "J", 8: "O", 11: "X", 12: "K", 13: "R",
-    14: "N", 15: "Y", 16: "G", 20: "F", 21: "W", 22: "U", 23: "A", 24: "P", 254: "M",
+    0: "H",
+    1: "C",
+    2: "S",
+    3: "V",
+    4: "T",
+    5: "E",
+    6: "J",
+    8: "O",
+    11: "X",
+    12: "K",
+    13: "R",
+    14: "N",
+    15: "Y",
+    16: "G",
+    20: "F",
+    21: "W",
+    22: "U",
+    23: "A",
+    24: "P",
+    254: "M",
 }
 MAX_HISTORY = 100
 
@@ -107,9 +126,13 @@ class TlsObserver:
         self.first_bytes: list[bytes] = [b"", b""]
         self.records_after_established = 0
         self._handlers: dict[int, Callable[[int, bytes, int, int], None]] = {
-            1: self._on_client_hello, 2: self._on_server_hello, 11: self._on_certificate,
-            12: self._on_server_key_exchange, 13: self._on_certificate_request,
-            14: self._on_server_hello_done, 22: self._on_certificate_status,
+            1: self._on_client_hello,
+            2: self._on_server_hello,
+            11: self._on_certificate,
+            12: self._on_server_key_exchange,
+            13: self._on_certificate_request,
+            14: self._on_server_hello_done,
+            22: self._on_certificate_status,
         }
 
     # ------------------------------------------------------------------ derived facts
@@ -298,10 +321,15 @@ class TlsObserver:
             self.events.append((ts, frame, side, "hello_retry_request", ""))
             return
         self.server_hello, self.server_hello_ts = sh, ts
-        self.events.append((
-            ts, frame, side, "server_hello",
-            f"{cipher_name(sh.cipher_suite)}, version 0x{sh.selected_version:04x}",
-        ))
+        self.events.append(
+            (
+                ts,
+                frame,
+                side,
+                "server_hello",
+                f"{cipher_name(sh.cipher_suite)}, version 0x{sh.selected_version:04x}",
+            )
+        )
 
     def _on_certificate(self, side: int, body: bytes, ts: int, frame: int) -> None:
         cert = m.parse_certificate(body, tls13=self.tls13)

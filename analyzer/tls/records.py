@@ -1,4 +1,5 @@
 """Sans-IO TLS record layer and handshake-message reassembly for one direction of a stream."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -103,7 +104,7 @@ class RecordLayer:
             ct, major, minor = buf[pos], buf[pos + 1], buf[pos + 2]
             length = (buf[pos + 3] << 8) | buf[pos + 4]
             if not (20 <= ct <= 26 and major == 3 and minor <= 4 and length <= MAX_RECORD):
-                self.error = f"not a TLS record header: {bytes(buf[pos:pos + 5]).hex()}"
+                self.error = f"not a TLS record header: {bytes(buf[pos : pos + 5]).hex()}"
                 break
             if n - pos < 5 + length:
                 break
@@ -140,7 +141,7 @@ class HandshakeAssembler:
             return []
         buf = self._buf
         buf += payload
-        out = []
+        out: list[HandshakeMessage] = []
         pos = 0
         while len(buf) - pos >= 4:
             length = (buf[pos + 1] << 16) | (buf[pos + 2] << 8) | buf[pos + 3]
