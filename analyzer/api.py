@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable, Iterable, Sequence
-
-import pandas as pd
 
 from analyzer.capture.reader import CaptureReader
 from analyzer.diagnose.causes import Cause, Confidence
@@ -49,6 +48,20 @@ def analyze(
     Never raises on damaged input (see ``result.warnings``); raises CaptureError when a file is
     not a capture at all. ``progress(done_bytes, total_bytes)`` is called between blocks.
     """
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # millions of short-lived acyclic objects: the cyclic collector only costs time here
+    try:
+        return _analyze(paths, tls_ports, progress)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _analyze(
+    paths: PathLike | Sequence[PathLike],
+    tls_ports: Iterable[int] | None,
+    progress: Callable[[int, int], None] | None,
+) -> AnalysisResult:
     files = [os.fspath(paths)] if isinstance(paths, str | os.PathLike) else [os.fspath(p) for p in paths]
     ports = frozenset(tls_ports) if tls_ports is not None else DEFAULT_TLS_PORTS
     engine = Engine(ports)
@@ -108,18 +121,13 @@ def analyze(
             warnings.append(
                 f"connection at frame {flow.first_frame}: could not build its row ({type(exc).__name__}: {exc})"
             )
-    handshakes, alerts, events = builder.frames()
-    return AnalysisResult(
-        handshakes=handshakes,
-        certificates=builder.certificates(),
-        alerts=alerts,
-        events=events,
-        warnings=warnings,
-        files=files,
-        packets=st.frames,
-        first_ts=pd.Timestamp(first_ts, unit="ns", tz="UTC") if first_ts is not None else None,
-        last_ts=pd.Timestamp(last_ts, unit="ns", tz="UTC") if last_ts is not None else None,
-    )
+    tables = {
+        "handshakes": builder.hs,
+        "alerts": builder.al,
+        "events": builder.ev,
+        "certificates": builder.certificates(),
+    }
+    return AnalysisResult(tables, warnings, files, st.frames, first_ts, last_ts)
 
 
 __all__ = ["Verdict", "analyze"]

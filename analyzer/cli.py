@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import csv
 import json
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
-import pandas as pd
-
+from analyzer import schema
 from analyzer.api import analyze
 from analyzer.errors import CaptureError
+from analyzer.result import AnalysisResult, iso
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 TABLE_COLUMNS = [
@@ -36,12 +38,25 @@ def neutralise(value: object) -> object:
     return value
 
 
-def _safe_frame(df: pd.DataFrame) -> pd.DataFrame:
-    out = df.copy()
-    for col in out.columns:
-        if out[col].dtype == "string":
-            out[col] = out[col].map(neutralise, na_action="ignore").astype("string")
-    return out
+def _cells(result: AnalysisResult, for_csv: bool) -> tuple[list[str], Iterator[list[object]]]:
+    """Header and rows of the handshakes table, straight from the columns (no pandas on this path)."""
+    cols = result.columns["handshakes"]
+    names = [c.name for c in schema.HANDSHAKES]
+    ts_cols = {c.name for c in schema.HANDSHAKES if c.dtype == schema.TS}
+
+    def rows() -> Iterator[list[object]]:
+        for i in range(len(cols["conn_id"])):
+            row: list[object] = []
+            for name in names:
+                v = cols[name][i]
+                if name in ts_cols:
+                    v = iso(v)  # type: ignore[arg-type]
+                elif for_csv:
+                    v = neutralise(v)
+                row.append(v)
+            yield row
+
+    return names, rows()
 
 
 class Progress:
@@ -68,51 +83,47 @@ class Progress:
             sys.stderr.flush()
 
 
-def _print_table(df: pd.DataFrame, out: Callable[[str], object]) -> None:
-    if df.empty:
+def _print_table(result: AnalysisResult, out: Callable[[str], object]) -> None:
+    cols = result.columns["handshakes"]
+    n = len(cols["conn_id"])
+    if not n:
         out("no TLS connections found")
         return
-    view = df[TABLE_COLUMNS].copy()
-    view["ts"] = view["ts"].dt.strftime("%H:%M:%S.%f").str[:-3]
-    view = view.astype("string").fillna("")
-    for col in view.columns:
-        view[col] = view[col].str.slice(0, 40)
-    widths = {c: max(len(c), int(view[c].str.len().max() or 0)) for c in view.columns}
-    out("  ".join(c.ljust(widths[c]) for c in view.columns))
-    for row in view.itertuples(index=False):
-        out("  ".join(str(v).ljust(widths[c]) for c, v in zip(view.columns, row, strict=True)))
+    view = {c: ["" if v is None else str(v)[:40] for v in cols[c]] for c in TABLE_COLUMNS}
+    view["ts"] = [iso(v)[11:23] for v in cols["ts"]]  # type: ignore[arg-type]
+    widths = {c: max(len(c), *(len(v) for v in view[c])) for c in TABLE_COLUMNS}
+    out("  ".join(c.ljust(widths[c]) for c in TABLE_COLUMNS).rstrip())
+    for i in range(n):
+        out("  ".join(view[c][i].ljust(widths[c]) for c in TABLE_COLUMNS).rstrip())
 
 
-def _write(df: pd.DataFrame, fmt: str, output: str | None) -> None:
-    if fmt == "table":
-        if output:
-            with open(output, "w") as fh:
-                _print_table(df, lambda s: fh.write(s + "\n"))
-        else:
-            _print_table(df, print)
-        return
-    if fmt == "csv":
-        text = _safe_frame(df).to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ")
-    elif fmt == "json":
-        text = df.to_json(orient="records", date_format="iso", date_unit="ns", indent=1) or "[]"
-        text += "\n"
-    elif fmt == "parquet":
+def _write(result: AnalysisResult, fmt: str, output: str | None) -> None:
+    if fmt == "parquet":
         if not output:
-            raise SystemExit("tls-analyzer: --format parquet needs --output PATH")
+            raise UsageError("--format parquet needs --output PATH")
         try:
-            df.to_parquet(output, index=False)
+            result.handshakes.to_parquet(output, index=False)
         except ImportError:
-            raise SystemExit(
-                "tls-analyzer: parquet output needs pyarrow (pip install 'tls-analyzer[parquet]')"
-            ) from None
+            raise UsageError("parquet output needs pyarrow (pip install 'tls-analyzer[parquet]')") from None
         return
-    else:
-        raise SystemExit(f"tls-analyzer: unknown format {fmt}")
-    if output:
-        with open(output, "w", newline="") as fh:
-            fh.write(text)
-    else:
-        sys.stdout.write(text)
+    with open(output, "w", newline="", encoding="utf-8") if output else contextlib.nullcontext(sys.stdout) as fh:
+        if fmt == "table":
+            _print_table(result, lambda s: fh.write(s + "\n"))
+        elif fmt == "csv":
+            names, rows = _cells(result, for_csv=True)
+            writer = csv.writer(fh, lineterminator="\n")
+            writer.writerow(names)
+            writer.writerows(rows)
+        else:  # json: one object per line would stream; an array is what pandas users expect
+            names, rows = _cells(result, for_csv=False)
+            fh.write("[\n")
+            for i, row in enumerate(rows):
+                fh.write(("," if i else "") + json.dumps(dict(zip(names, row, strict=True))) + "\n")
+            fh.write("]\n")
+
+
+class UsageError(Exception):
+    """Bad usage found after argument parsing; the CLI prints it in one line and exits 2."""
 
 
 def _ports(text: str) -> list[int]:
@@ -162,9 +173,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     progress.close()
     try:
-        _write(result.handshakes, args.format, args.output)
+        _write(result, args.format, args.output)
     except BrokenPipeError:
         return 0
+    except UsageError as exc:
+        print(f"tls-analyzer: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"tls-analyzer: cannot write {args.output}: {exc.strerror}", file=sys.stderr)
         return 2
@@ -172,16 +186,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"warning: {w}", file=sys.stderr)
     if len(result.warnings) > 20:
         print(f"warning: ... and {len(result.warnings) - 20} more", file=sys.stderr)
-    if args.format == "table" and not args.output:
-        print("\n" + result.summary().split("\n", 1)[-1] if len(result.handshakes) else "")
+    if args.format == "table" and not args.output and result.columns["handshakes"]["conn_id"]:
+        print("\n" + result.summary())
     return 0
-
-
-def _json_default(o: object) -> str:
-    return str(o)
 
 
 if __name__ == "__main__":
     sys.exit(main())
 
-__all__ = ["json", "main"]
+__all__ = ["main"]

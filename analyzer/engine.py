@@ -86,21 +86,9 @@ class Engine:
             if f & SYN and self._is_new_connection(flow, f, seqs[i]):
                 flow = self._new_flow(key, tss[i], frames[i])
             if flow.mode == SKIP:
-                # skimming: count everything, look only at SYN/FIN/RST
-                j = i
-                while j < n:
-                    fj = flags[j]
-                    if fj & SYN and j > i and self._is_new_connection(flow, fj, seqs[j]):
-                        break
-                    if fj & CTRL:
-                        flow.control(dirs[j], fj, seqs[j], tss[j], frames[j])
-                    d = dirs[j]
-                    flow.pkts[d] += 1
-                    flow.bytes[d] += wlens[j]
-                    if tss[j] > flow.last_ts:
-                        flow.last_ts = tss[j]
-                    j += 1
-                i = j
+                i = self._skim_rest(flow, cols, s, i, n, flags, seqs, dirs, tss, frames)
+                if i < n:
+                    flow = self._new_flow(key, tss[i], frames[i])
                 continue
             d = dirs[i]
             flow.pkts[d] += 1
@@ -122,6 +110,42 @@ class Engine:
                     )
                     flow.stop_deep()
             i += 1
+
+    def _skim_rest(
+        self,
+        flow: Flow,
+        cols: TcpColumns,
+        s: int,
+        i: int,
+        n: int,
+        flags: list[int],
+        seqs: list[int],
+        dirs: list[int],
+        tss: list[int],
+        frames: list[int],
+    ) -> int:
+        """The rest of a run once its flow is skimmed: numpy sums, Python only for SYN/FIN/RST.
+
+        Returns where a new connection on the same 4-tuple starts (or ``n``)."""
+        end = n
+        for j in (np.flatnonzero(cols.flags[s + i : s + n] & CTRL) + i).tolist():
+            if flags[j] & SYN and j > i and self._is_new_connection(flow, flags[j], seqs[j]):
+                end = j
+                break
+            flow.control(dirs[j], flags[j], seqs[j], tss[j], frames[j])
+        if end > i:
+            d = cols.dir[s + i : s + end]
+            w = cols.wlen[s + i : s + end]
+            n0 = int(np.count_nonzero(d == 0))
+            b0 = int(w[d == 0].sum())
+            flow.pkts[0] += n0
+            flow.pkts[1] += end - i - n0
+            flow.bytes[0] += b0
+            flow.bytes[1] += int(w.sum()) - b0
+            last = int(cols.ts_ns[s + i : s + end].max())
+            if last > flow.last_ts:
+                flow.last_ts = last
+        return end
 
     def finish(self, end_ts: int) -> list[Flow]:
         flows = self.retired + list(self.flows.values())

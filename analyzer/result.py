@@ -1,43 +1,84 @@
-"""AnalysisResult: the DataFrames of one analysis, its warnings, and people-facing summaries."""
+"""AnalysisResult: the tables of one analysis (DataFrames built on first use), warnings, summaries."""
 
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass, field
+from collections import Counter
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-import pandas as pd
+from analyzer import schema
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
-@dataclass(slots=True)
+def iso(ns: int | None) -> str:
+    if ns is None:
+        return ""
+    return (
+        datetime.fromtimestamp(ns // 1_000_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{ns % 1_000_000_000:09d}Z"
+    )
+
+
 class AnalysisResult:
-    handshakes: pd.DataFrame
-    certificates: pd.DataFrame
-    alerts: pd.DataFrame
-    events: pd.DataFrame
-    warnings: list[str] = field(default_factory=list)
-    files: list[str] = field(default_factory=list)
-    packets: int = 0
-    first_ts: pd.Timestamp | None = None
-    last_ts: pd.Timestamp | None = None
+    """``handshakes``, ``certificates``, ``alerts``, ``events``: pandas DataFrames (schema.py declares
+    every column); ``columns[name]``: the same tables as plain column lists; ``warnings``: what could
+    not be read, with file and frame numbers."""
+
+    def __init__(
+        self,
+        columns: dict[str, schema.Columns],
+        warnings: list[str],
+        files: list[str],
+        packets: int,
+        first_ts_ns: int | None,
+        last_ts_ns: int | None,
+    ) -> None:
+        self.columns = columns
+        self.warnings = warnings
+        self.files = files
+        self.packets = packets
+        self.first_ts_ns = first_ts_ns
+        self.last_ts_ns = last_ts_ns
+        self._frames: dict[str, pd.DataFrame] = {}
+
+    def _frame(self, name: str) -> pd.DataFrame:
+        if name not in self._frames:
+            self._frames[name] = schema.frame(schema.TABLES[name], self.columns[name])
+        return self._frames[name]
+
+    @property
+    def handshakes(self) -> pd.DataFrame:
+        return self._frame("handshakes")
+
+    @property
+    def certificates(self) -> pd.DataFrame:
+        return self._frame("certificates")
+
+    @property
+    def alerts(self) -> pd.DataFrame:
+        return self._frame("alerts")
+
+    @property
+    def events(self) -> pd.DataFrame:
+        return self._frame("events")
 
     @property
     def failures(self) -> pd.DataFrame:
         return self.handshakes[self.handshakes["outcome"] == "failed"]
 
     def summary(self) -> str:
-        hs = self.handshakes
-        counts = hs["outcome"].value_counts()
+        hs = self.columns["handshakes"]
+        outcomes = Counter(hs["outcome"])
+        span = ""
+        if self.first_ts_ns is not None and self.last_ts_ns is not None:
+            span = f", {iso(self.first_ts_ns)[:19]} to {iso(self.last_ts_ns)[:19]} UTC"
         lines = [
-            f"{len(hs)} TLS connection(s) in {self.packets} packets"
-            + (
-                f", {self.first_ts:%Y-%m-%d %H:%M:%S} to {self.last_ts:%Y-%m-%d %H:%M:%S} UTC"
-                if self.first_ts is not None and self.last_ts is not None
-                else ""
-            ),
-            ", ".join(f"{counts.get(o, 0)} {o}" for o in ("established", "failed", "incomplete")),
+            f"{len(hs['conn_id'])} TLS connection(s) in {self.packets} packets{span}",
+            ", ".join(f"{outcomes.get(o, 0)} {o}" for o in ("established", "failed", "incomplete")),
         ]
-        causes = self.failures["failure_cause"].value_counts()
-        for cause, n in causes.items():
+        for cause, n in Counter(c for c in hs["failure_cause"] if c).most_common():
             lines.append(f"  {n:>6}  {cause}")
         if self.warnings:
             lines.append(f"{len(self.warnings)} warning(s); first: {self.warnings[0]}")
@@ -45,33 +86,36 @@ class AnalysisResult:
 
     def explain(self, conn_id: str) -> str:
         """The story of one connection: its row and its timeline."""
-        rows = self.handshakes[self.handshakes["conn_id"] == conn_id]
-        if rows.empty:
-            raise KeyError(f"no connection {conn_id!r} in this result")
-        r = rows.iloc[0]
-        head = f"{r.conn_id}  {r.client_ip}:{r.client_port} -> {r.server_ip}:{r.server_port}"
-        if pd.notna(r.sni):
-            head += f"  SNI {r.sni}"
+        hs = self.columns["handshakes"]
+        try:
+            i = hs["conn_id"].index(conn_id)
+        except ValueError:
+            raise KeyError(f"no connection {conn_id!r} in this result") from None
+        r = {k: v[i] for k, v in hs.items()}
+        head = f"{r['conn_id']}  {r['client_ip']}:{r['client_port']} -> {r['server_ip']}:{r['server_port']}"
+        if r["sni"]:
+            head += f"  SNI {r['sni']}"
         lines = [
             head,
-            f"outcome: {r.outcome}" + (f" ({r.failure_cause}, {r.confidence})" if pd.notna(r.failure_cause) else ""),
+            f"outcome: {r['outcome']}" + (f" ({r['failure_cause']}, {r['confidence']})" if r["failure_cause"] else ""),
         ]
-        if pd.notna(r.failure_detail):
-            lines.append(f"why: {r.failure_detail}")
+        if r["failure_detail"]:
+            lines.append(f"why: {r['failure_detail']}")
         for k in ("version", "cipher", "alpn", "alert", "ja4", "cert_sha256", "history", "notes"):
-            value = r[k]
-            if isinstance(value, str):
-                lines.append(f"{k}: {value}")
-        ev = self.events[self.events["conn_id"] == conn_id]
+            if r[k] is not None:
+                lines.append(f"{k}: {r[k]}")
+        ev = self.columns["events"]
         lines.append("timeline:")
-        for e in ev.itertuples():
-            arrow = "->" if e.direction == "client" else "<-"
-            detail = f"  {e.detail}" if isinstance(e.detail, str) else ""
-            lines.append(f"  {e.dt_ms:10.3f} ms  frame {e.frame:<6} {arrow} {e.event}{detail}")
+        for j, cid in enumerate(ev["conn_id"]):
+            if cid != conn_id:
+                continue
+            arrow = "->" if ev["direction"][j] == "client" else "<-"
+            detail = f"  {ev['detail'][j]}" if ev["detail"][j] else ""
+            lines.append(f"  {ev['dt_ms'][j]:10.3f} ms  frame {ev['frame'][j]:<6} {arrow} {ev['event'][j]}{detail}")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
         return "<pre>" + html.escape(self.summary()) + "</pre>"
 
     def __repr__(self) -> str:
-        return f"<AnalysisResult: {self.summary().splitlines()[1] if len(self.handshakes) else 'no TLS connections'}>"
+        return f"<AnalysisResult: {self.summary().splitlines()[1]}>"

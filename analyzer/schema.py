@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 TS = "datetime64[ns, UTC]"
 
@@ -104,6 +106,8 @@ TABLES = {"handshakes": HANDSHAKES, "alerts": ALERTS, "events": EVENTS, "certifi
 
 def frame(columns: tuple[Column, ...], data: dict[str, list[object]]) -> pd.DataFrame:
     """A DataFrame with exactly ``columns`` in order and their dtypes; missing lists become nulls."""
+    import pandas as pd  # imported here: the CLI's csv/json path never needs pandas
+
     n = len(next(iter(data.values()))) if data else 0
     out: dict[str, pd.Series] = {}
     for col in columns:
@@ -113,3 +117,10 @@ def frame(columns: tuple[Column, ...], data: dict[str, list[object]]) -> pd.Data
         else:
             out[col.name] = pd.Series(values, dtype=col.dtype)
     return pd.DataFrame(out)
+
+
+Columns = dict[str, list[object]]
+
+
+def empty(columns: tuple[Column, ...]) -> Columns:
+    return {c.name: [] for c in columns}

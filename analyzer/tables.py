@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
-import ipaddress
+import socket
 import warnings
 from dataclasses import dataclass, field
-
-import pandas as pd
-from cryptography import x509
 
 from analyzer import schema
 from analyzer.diagnose.evidence import Evidence
@@ -24,12 +22,11 @@ EXT_PSK = 41
 
 def endpoint_ip(key: tuple[int, ...], which: int) -> str:
     """Address text of endpoint A (0) or B (1) of a canonical flow key."""
-    fam = key[0]
     words = key[1:5] if which == 0 else key[6:10]
-    if fam == 4:
-        return str(ipaddress.IPv4Address(words[3]))
-    value = (words[0] << 96) | (words[1] << 64) | (words[2] << 32) | words[3]
-    return str(ipaddress.IPv6Address(value))
+    if key[0] == 4:
+        return socket.inet_ntop(socket.AF_INET, words[3].to_bytes(4, "big"))
+    raw = b"".join(w.to_bytes(4, "big") for w in words)
+    return socket.inet_ntop(socket.AF_INET6, raw)
 
 
 def conn_id(flow: Flow) -> str:
@@ -57,21 +54,44 @@ def _resumed(obs: TlsObserver) -> bool | None:
 
 def fingerprints(obs: TlsObserver) -> tuple[str | None, str | None]:
     ch = obs.client_hello
-    if ch is None:
-        return None, None
-    if ch.sslv2:
+    if ch is None or ch.sslv2:
         return None, None  # JA3 and JA4 are defined over TLS-format ClientHellos only
-    ext = ch.extension_types
-    ja3 = fp.ja3(ch.legacy_version, ch.cipher_suites, ext, ch.supported_groups, ch.ec_point_formats)
+    return _fingerprints(
+        ch.legacy_version,
+        ch.cipher_suites,
+        ch.extension_types,
+        ch.supported_groups,
+        ch.ec_point_formats,
+        ch.supported_versions,
+        ch.sni is not None,
+        ch.alpn,
+        ch.signature_algorithms,
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _fingerprints(
+    legacy: int,
+    ciphers: tuple[int, ...],
+    ext: tuple[int, ...],
+    groups: tuple[int, ...],
+    pf: tuple[int, ...],
+    versions: tuple[int, ...],
+    has_sni: bool,
+    alpn: tuple[str, ...],
+    sig_algs: tuple[int, ...],
+) -> tuple[str, str]:
+    """Cached: a capture holds thousands of hellos from a handful of client stacks."""
+    ja3 = fp.ja3(legacy, ciphers, ext, groups, pf)
     ja4 = fp.ja4(
         transport="t",
-        versions=ch.supported_versions,
-        legacy_version=ch.legacy_version,
-        sni=ch.sni,
-        ciphers=ch.cipher_suites,
+        versions=versions,
+        legacy_version=legacy,
+        sni="sni" if has_sni else None,
+        ciphers=ciphers,
         extensions=ext,
-        alpn=ch.alpn,
-        sig_algs=ch.signature_algorithms,
+        alpn=alpn,
+        sig_algs=sig_algs,
     )
     return ja3, ja4
 
@@ -81,9 +101,9 @@ class TableBuilder:
     """Accumulates columns; one instance per analysis."""
 
     files: list[str]
-    hs: dict[str, list[object]] = field(default_factory=lambda: {c.name: [] for c in schema.HANDSHAKES})
-    al: dict[str, list[object]] = field(default_factory=lambda: {c.name: [] for c in schema.ALERTS})
-    ev: dict[str, list[object]] = field(default_factory=lambda: {c.name: [] for c in schema.EVENTS})
+    hs: schema.Columns = field(default_factory=lambda: schema.empty(schema.HANDSHAKES))
+    al: schema.Columns = field(default_factory=lambda: schema.empty(schema.ALERTS))
+    ev: schema.Columns = field(default_factory=lambda: schema.empty(schema.EVENTS))
     certs: dict[str, tuple[bytes, int, int]] = field(default_factory=dict)  # sha -> (der, first ts, count)
 
     def add(self, flow: Flow, ev: Evidence, verdict: Verdict, rule: str, file_index: int) -> str:
@@ -211,8 +231,10 @@ class TableBuilder:
         old = self.certs.get(sha)
         self.certs[sha] = (der, min(ts, old[1]) if old else ts, (old[2] if old else 0) + 1)
 
-    def certificates(self) -> pd.DataFrame:
-        cols: dict[str, list[object]] = {c.name: [] for c in schema.CERTIFICATES}
+    def certificates(self) -> schema.Columns:
+        from cryptography import x509  # only when there are certificates to describe
+
+        cols = schema.empty(schema.CERTIFICATES)
         for sha, (der, first, count) in self.certs.items():
             row: dict[str, object] = dict.fromkeys(cols)
             row.update(cert_sha256=sha, der_bytes=len(der), first_seen=first, connections=count)
@@ -231,11 +253,4 @@ class TableBuilder:
                 row["decode_error"] = f"{type(exc).__name__}: {exc}"[:200]
             for k in cols:
                 cols[k].append(row[k])
-        return schema.frame(schema.CERTIFICATES, cols)
-
-    def frames(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-        return (
-            schema.frame(schema.HANDSHAKES, self.hs),
-            schema.frame(schema.ALERTS, self.al),
-            schema.frame(schema.EVENTS, self.ev),
-        )
+        return cols

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 from analyzer.errors import NeedMoreData, ParseError
 
 
@@ -65,13 +67,11 @@ class Buffer:
         return self.pull_bytes(n)
 
     def pull_uint16_list(self, length_size: int) -> tuple[int, ...]:
-        block = self.pull_block(length_size)
-        if block.remaining() % 2:
+        n = (self.pull_uint8, self.pull_uint16, self.pull_uint24)[length_size - 1]()
+        if n % 2:
             raise ParseError("odd length in a list of 16-bit values")
-        out = []
-        while not block.eof():
-            out.append(block.pull_uint16())
-        return tuple(out)
+        p = self._take(n)
+        return struct.unpack_from(f">{n // 2}H", self._data, p)
 
     def rest(self) -> bytes:
         p = self._pos

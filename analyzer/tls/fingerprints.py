@@ -241,6 +241,12 @@ def _sha12(text: str) -> str:
 
 def _without_grease(name: str, values: Sequence[int]) -> list[int]:
     """The values minus GREASE, order kept; each must be a 16-bit unsigned integer."""
+    if (
+        type(values) is tuple
+        and all(type(v) is int for v in values)
+        and (not values or (min(values) >= 0 and max(values) <= 0xFFFF))
+    ):
+        return [v for v in values if v not in GREASE]  # fast path: what the parser hands over
     out = []
     for v in values:
         _check_u16(name, v)

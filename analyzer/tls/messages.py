@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from analyzer.errors import ParseError
 from analyzer.tls.buffer import Buffer
@@ -25,14 +26,19 @@ EXT_KEY_SHARE_DRAFT = 40  # TLS 1.3 drafts before 23
 
 def printable(raw: bytes) -> str:
     """Text from the wire made safe to show: ASCII printable kept, anything else as \\xNN."""
+    if raw.isascii():
+        text = raw.decode("ascii")
+        if text.isprintable() and "\\" not in text:
+            return text
     out = []
     for b in raw:
         out.append(chr(b) if 0x20 <= b < 0x7F and b != 0x5C else f"\\x{b:02x}")
     return "".join(out)
 
 
-@dataclass(frozen=True, slots=True)
-class Extension:
+class Extension(NamedTuple):
+    """One extension, raw (a named tuple: created by the thousand, immutable like the dataclasses)."""
+
     type: int
     data: bytes
 
@@ -129,10 +135,9 @@ class Alert:
     description: int
 
 
-@dataclass(frozen=True, slots=True)
-class HandshakeMessage:
+class HandshakeMessage(NamedTuple):
     msg_type: int
-    body: bytes = field(repr=False)
+    body: bytes
 
 
 # --------------------------------------------------------------------------- extensions
@@ -141,11 +146,19 @@ class HandshakeMessage:
 def _pull_extensions(buf: Buffer) -> tuple[Extension, ...]:
     if buf.eof():
         return ()
-    block = buf.pull_block(2)
+    block = buf.pull_vector(2)
     out = []
-    while not block.eof():
-        etype = block.pull_uint16()
-        out.append(Extension(etype, block.pull_vector(2)))
+    pos, end = 0, len(block)
+    while pos < end:
+        if pos + 4 > end:
+            raise ParseError("truncated extension header")
+        etype = (block[pos] << 8) | block[pos + 1]
+        n = (block[pos + 2] << 8) | block[pos + 3]
+        pos += 4
+        if pos + n > end:
+            raise ParseError(f"extension {etype} overruns the extensions block")
+        out.append(Extension(etype, block[pos : pos + n]))
+        pos += n
     return tuple(out)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from analyzer.errors import ParseError
 from analyzer.tls import messages as m
@@ -52,8 +53,7 @@ HISTORY_LETTERS = {
 MAX_HISTORY = 100
 
 
-@dataclass(frozen=True, slots=True)
-class RecordSeen:
+class RecordSeen(NamedTuple):
     """One record of the handshake phase, kept as evidence (sizes and positions matter)."""
 
     ts_ns: int
@@ -125,25 +125,13 @@ class TlsObserver:
         self.encrypted_records = [0, 0]  # handshake-phase encrypted records (TLS 1.3 flights)
         self.first_bytes: list[bytes] = [b"", b""]
         self.records_after_established = 0
-        self._handlers: dict[int, Callable[[int, bytes, int, int], None]] = {
-            1: self._on_client_hello,
-            2: self._on_server_hello,
-            11: self._on_certificate,
-            12: self._on_server_key_exchange,
-            13: self._on_certificate_request,
-            14: self._on_server_hello_done,
-            22: self._on_certificate_status,
-        }
+        self.tls13 = False  # set once the ServerHello selects TLS 1.3 (or a draft of it)
 
     # ------------------------------------------------------------------ derived facts
 
     @property
     def version(self) -> int | None:
         return self.server_hello.selected_version if self.server_hello else None
-
-    @property
-    def tls13(self) -> bool:
-        return is_tls13(self.version)
 
     def encrypted(self, side: int) -> bool:
         """Records from ``side`` are protected from now on."""
@@ -293,13 +281,13 @@ class TlsObserver:
 
     def _message(self, side: int, msg: m.HandshakeMessage, ts: int, frame: int) -> None:
         self._hist(side, HISTORY_LETTERS.get(msg.msg_type, "Z"))
-        handler = self._handlers.get(msg.msg_type)
+        handler = HANDLERS.get(msg.msg_type)
         if handler is None:
             if msg.msg_type == 20 and self.finished_ts[side] is None:  # cleartext Finished (NULL cipher)
                 self.finished_ts[side] = ts
             return
         try:
-            handler(side, msg.body, ts, frame)
+            handler(self, side, msg.body, ts, frame)
         except ParseError as exc:
             name = HANDSHAKE_TYPES.get(msg.msg_type, str(msg.msg_type))
             self.parse_errors.append(f"{SIDE_NAMES[side]} frame {frame}: malformed {name}: {exc}")
@@ -321,6 +309,7 @@ class TlsObserver:
             self.events.append((ts, frame, side, "hello_retry_request", ""))
             return
         self.server_hello, self.server_hello_ts = sh, ts
+        self.tls13 = is_tls13(sh.selected_version)
         self.events.append(
             (
                 ts,
@@ -352,3 +341,14 @@ class TlsObserver:
 
     def _on_certificate_status(self, side: int, body: bytes, ts: int, frame: int) -> None:
         self.certificate_status = m.parse_certificate_status(body)
+
+
+HANDLERS: dict[int, Callable[[TlsObserver, int, bytes, int, int], None]] = {
+    1: TlsObserver._on_client_hello,
+    2: TlsObserver._on_server_hello,
+    11: TlsObserver._on_certificate,
+    12: TlsObserver._on_server_key_exchange,
+    13: TlsObserver._on_certificate_request,
+    14: TlsObserver._on_server_hello_done,
+    22: TlsObserver._on_certificate_status,
+}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from analyzer.tls.messages import HandshakeMessage
 
@@ -13,11 +13,10 @@ MAX_HANDSHAKE_MESSAGE = 1 << 20
 MAX_BUFFER = MAX_RECORD + 5
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):
     content_type: int
     version: int
-    payload: bytes = field(repr=False)
+    payload: bytes
 
     @property
     def length(self) -> int:
