@@ -1,0 +1,33 @@
+"""Our JA3 equals tshark's tls.handshake.ja3 (tests/data/tshark_ja3.tsv, made by tests/tools/make_tshark_ja3.sh)."""
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+import analyzer
+from conftest import ROOT
+
+ORACLE = ROOT / "tests" / "data" / "tshark_ja3.tsv"
+
+
+def _first_hellos() -> dict[str, dict[tuple[str, int], str]]:
+    out: dict[str, dict[tuple[str, int], str]] = {}
+    with open(ORACLE, newline="") as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            out.setdefault(row["capture"], {}).setdefault((row["client_ip"], int(row["client_port"])), row["ja3"])
+    return out
+
+
+HELLOS = _first_hellos()
+
+
+@pytest.mark.parametrize("capture", sorted(HELLOS))
+def test_ja3_matches_tshark(capture: str) -> None:
+    path = ROOT / capture
+    if not path.exists():
+        pytest.skip(f"{capture} not present")
+    hs = analyzer.analyze(path).handshakes
+    ours = {(r.client_ip, int(r.client_port)): r.ja3 for r in hs.itertuples()}
+    for key, ja3 in HELLOS[capture].items():
+        assert ours.get(key) == ja3, f"{capture} {key}"
