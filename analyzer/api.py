@@ -51,10 +51,16 @@ def analyze(
     gc_was_enabled = gc.isenabled()
     gc.disable()  # millions of short-lived acyclic objects: the cyclic collector only costs time here
     try:
-        return _analyze(paths, tls_ports, progress)
+        result = _analyze(paths, tls_ports, progress)
     finally:
         if gc_was_enabled:
             gc.enable()
+    # Accepted now so scripts written against the interface keep working; used by later stages.
+    if ca_bundle:
+        result.warnings.append("ca_bundle given: chain validation is not implemented yet, certificates are not judged")
+    if keylog:
+        result.warnings.append("keylog given: key-log decryption is not implemented yet, encrypted records stay opaque")
+    return result
 
 
 def _analyze(
