@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from analyzer.tcp.flow import Flow
 from analyzer.tls.messages import printable
-from analyzer.tls.observer import CLIENT, SERVER, AlertSeen, RecordSeen, TlsObserver
+from analyzer.tls.observer import CLIENT, FINISHED_MIN, SERVER, AlertSeen, RecordSeen, TlsObserver
 from analyzer.tls.records import CT_APPDATA, looks_like_tls
 
 
@@ -92,7 +92,7 @@ class Evidence:
         if obs is None:
             return None
         recs = [r for r in obs.records if r.side == side and r.ts_ns >= after_ts and r.content_type == CT_APPDATA]
-        if len(recs) == 1 and recs[0].length <= 24:
+        if len(recs) == 1 and recs[0].length < FINISHED_MIN:
             return recs[0]
         return None
 

@@ -24,7 +24,9 @@ from analyzer.tls.registry import HANDSHAKE_TYPES, alert_name, cipher_name
 CLIENT, SERVER = 0, 1
 SIDE_NAMES = ("client", "server")
 MAX_RECORD_LOG = 256  # records remembered per connection (handshake phase only)
-ENCRYPTED_ALERT_MAX = 24  # an encrypted alert is 2 bytes + content type + AEAD tag (19 bytes), rarely padded
+# The smallest encrypted TLS 1.3 Finished: 4-byte header + 32-byte verify_data + content type + 16-byte tag.
+# A smaller record on its own is not a Finished: an encrypted alert is 19 bytes (Java pads it to 35).
+FINISHED_MIN = 53
 APPDATA_RECORDS_AFTER_HANDSHAKE = 64  # stop deep parsing after this many records once established
 
 # Zeek's ssl_history letters (upper case: client, lower case: server)
@@ -125,6 +127,7 @@ class TlsObserver:
         self.encrypted_records = [0, 0]  # handshake-phase encrypted records (TLS 1.3 flights)
         self.first_bytes: list[bytes] = [b"", b""]
         self.records_after_established = 0
+        self.client_flight_records = 0  # TLS 1.3: client records after the server's encrypted flight
         self.tls13 = False  # set once the ServerHello selects TLS 1.3 (or a draft of it)
 
     # ------------------------------------------------------------------ derived facts
@@ -227,8 +230,12 @@ class TlsObserver:
                     self._hist(side, "F")
                     self.events.append((ts, frame, side, "encrypted_flight", f"{rec.length} bytes"))
                 return
-            if self.finished_ts[SERVER] is not None and rec.length > ENCRYPTED_ALERT_MAX:
-                self.finished_ts[CLIENT] = ts  # the client's second flight: a Finished, not a lone alert
+            if self.finished_ts[SERVER] is None:
+                return  # 0-RTT early data
+            self.client_flight_records += 1
+            if rec.length >= FINISHED_MIN or self.client_flight_records > 1:
+                # the client's second flight: a Finished (maybe after a small empty Certificate), not a lone alert
+                self.finished_ts[CLIENT] = ts
                 self.finished_frame[CLIENT] = frame
                 self._hist(side, "F")
                 self.events.append((ts, frame, side, "finished", f"encrypted flight, first record {rec.length} bytes"))
