@@ -127,13 +127,7 @@ def _analyze(
             warnings.append(
                 f"connection at frame {flow.first_frame}: could not build its row ({type(exc).__name__}: {exc})"
             )
-    tables = {
-        "handshakes": builder.hs,
-        "alerts": builder.al,
-        "events": builder.ev,
-        "certificates": builder.certificates(),
-    }
-    return AnalysisResult(tables, warnings, files, st.frames, first_ts, last_ts)
+    return AnalysisResult(builder.tables(), warnings, files, st.frames, first_ts, last_ts)
 
 
 __all__ = ["Verdict", "analyze"]

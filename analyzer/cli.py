@@ -171,6 +171,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress.close()
         print(f"tls-analyzer: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a bug: one line for the user, the traceback on request
+        progress.close()
+        if os.environ.get("TLS_ANALYZER_DEBUG"):
+            raise
+        print(
+            f"tls-analyzer: internal error ({type(exc).__name__}: {exc}); rerun with TLS_ANALYZER_DEBUG=1 and report it",
+            file=sys.stderr,
+        )
+        return 1
     progress.close()
     try:
         _write(result, args.format, args.output)

@@ -1,4 +1,5 @@
 """Regenerate analyzer/tls/ciphers.py (IANA cipher-suite names) from scapy's registry table."""
+
 from __future__ import annotations
 
 import pathlib
