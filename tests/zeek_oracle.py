@@ -60,6 +60,7 @@ def oracle(include: callable = lambda t: True) -> list[Expectation]:  # type: ig
                 "sni": _unset(row["server_name"]),
                 "alpn": _unset(row["next_protocol"]),
                 "cert_sha256": fps.split(",")[0] if fps else None,
+                "established": row["established"] or None,
             }
             # several Zeek tests read the same trace: keep the most informative row
             old = seen.get((trace, key))
@@ -83,6 +84,18 @@ def compare(expectations: list[Expectation]) -> tuple[int, int, list[str]]:
         rows = hs[
             (hs.client_ip == c_ip) & (hs.client_port == c_port) & (hs.server_ip == s_ip) & (hs.server_port == s_port)
         ]
+        ours = None if rows.empty else str(rows.iloc[0]["outcome"])
+        z_est, z_ver = exp.values.get("established"), exp.values.get("version") or ""
+        if z_est in ("T", "F"):
+            # Zeek's TLS 1.3 "established" only means both sides sent encrypted records (README):
+            # there, only our "established" must imply Zeek's T. Before 1.3 the definitions agree.
+            total += 1
+            tls13 = z_ver.startswith("TLS 1.3")
+            same = (ours == "established") <= (z_est == "T") if tls13 else (ours == "established") == (z_est == "T")
+            if same:
+                agree += 1
+            else:
+                problems.append(f"{exp.trace} {c_ip}:{c_port}->{s_ip}:{s_port} established: zeek={z_est} ours={ours}")
         for f in FIELDS:
             want = exp.values[f]
             if want is None:

@@ -284,8 +284,11 @@ def encrypted_server_alert(ev: Evidence) -> Verdict | None:
         return None
     if obs.tls13:
         rec = ev.lone_encrypted_record(SERVER, client_flight)
-        if rec is None or (ev.close(SERVER) is None and ev.close(CLIENT) is None):
+        cclose = ev.close(CLIENT)
+        if rec is None or (ev.close(SERVER) is None and cclose is None):
             return None
+        if cclose is not None and cclose[0] <= rec.ts_ns:
+            return None  # the client closed first: that record is the server's close_notify
         frame = rec.frame
     else:
         enc = [a for a in obs.alerts if a.side == SERVER and a.encrypted]
