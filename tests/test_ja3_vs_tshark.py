@@ -1,4 +1,5 @@
 """Our JA3 equals tshark's tls.handshake.ja3 (tests/data/tshark_ja3.tsv, made by tests/tools/make_tshark_ja3.sh)."""
+
 from __future__ import annotations
 
 import csv
