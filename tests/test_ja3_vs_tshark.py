@@ -5,9 +5,9 @@ from __future__ import annotations
 import csv
 
 import pytest
+from conftest import ROOT
 
 import analyzer
-from conftest import ROOT
 
 ORACLE = ROOT / "tests" / "data" / "tshark_ja3.tsv"
 

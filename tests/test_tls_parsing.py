@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from conftest import ZEEK_TRACES
 
 from analyzer.capture.reader import CaptureReader
 from analyzer.packets import SkimStats, skim
 from analyzer.tls import messages as m
 from analyzer.tls.observer import CLIENT, SERVER, TlsObserver
 from analyzer.tls.records import HandshakeAssembler, Record, RecordLayer
-from conftest import ZEEK_TRACES
 
 
 def client_and_server_bytes(path: str) -> tuple[bytes, bytes]:
