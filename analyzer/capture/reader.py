@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import importlib
 import mmap
 import os
 import shutil
@@ -100,6 +101,49 @@ def _decompress_to_temp(path: str, kind: str) -> IO[bytes]:
     return tmp
 
 
+Walk = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]
+
+
+def walk_records_py(buf: mmap.mmap, off: int, count: int, big_endian: bool, limit: int) -> Walk:
+    """Up to ``count`` consecutive pcap records from ``off``: offsets, seconds, fractions, captured
+    lengths, and where the walk stopped (before a damaged record, or at the end)."""
+    u32 = struct.Struct(">I" if big_endian else "<I").unpack_from
+    size = len(buf)
+    hdrs: list[int] = []
+    append = hdrs.append
+    n = 0
+    while n < count and off + 16 <= size:
+        incl = u32(buf, off + 8)[0]
+        if incl > limit or off + 16 + incl > size:
+            break
+        append(off)
+        off += 16 + incl
+        n += 1
+    h = np.asarray(hdrs, dtype=np.int64)
+    data = np.frombuffer(buf, dtype=np.uint8)
+    words = (
+        data[h[:, None] + np.arange(12, dtype=np.int64)[None, :]]
+        .copy()
+        .view(np.dtype((">" if big_endian else "<") + "u4"))
+    )
+    words = words.reshape(len(h), 3).astype(np.int64)
+    return h, words[:, 0], words[:, 1], words[:, 2], off
+
+
+def walk_records_c(buf: mmap.mmap, off: int, count: int, big_endian: bool, limit: int) -> Walk:
+    offs, sec, frac, incl, nxt = _walk.walk_pcap(buf, off, count, int(big_endian), limit)
+    i64 = np.int64
+    return np.frombuffer(offs, i64), np.frombuffer(sec, i64), np.frombuffer(frac, i64), np.frombuffer(incl, i64), nxt
+
+
+walk_records = walk_records_py
+try:  # the optional compiled helper (setup.py): identical results, several times faster
+    _walk = importlib.import_module("analyzer.capture._walk")
+    walk_records = walk_records_c
+except ImportError:  # no C compiler at install time: the pure-Python walk
+    pass
+
+
 class CaptureReader:
     """Opens one capture and yields FrameBlocks; collects warnings instead of raising on damage."""
 
@@ -168,19 +212,11 @@ class CaptureReader:
         limit = max(snaplen, 65535) if snaplen else MAX_RECORD
         limit = min(limit, MAX_RECORD)
         while off < size:
-            hdrs: list[int] = []
-            append = hdrs.append
-            n = 0
-            while n < block_size and off + 16 <= size:
-                incl = u32(buf, off + 8)[0]
-                if incl > limit or off + 16 + incl > size:
-                    break
-                append(off)
-                off += 16 + incl
-                n += 1
-            if hdrs:
-                yield self._pcap_block(hdrs, endian, mult, linktype, frame)
-                frame += len(hdrs)
+            hdrs, sec, frac, incl, off = walk_records(buf, off, block_size, endian == ">", limit)
+            n = len(hdrs)
+            if n:
+                yield self._pcap_block(hdrs, sec, frac, incl, mult, linktype, frame)
+                frame += n
                 if progress:
                     progress(off)
             if n == block_size:
@@ -225,22 +261,18 @@ class CaptureReader:
                     return pos
         return None
 
-    def _pcap_block(self, hdrs: list[int], endian: str, mult: int, linktype: int, frame: int) -> FrameBlock:
-        data = self.data
-        h = np.asarray(hdrs, dtype=np.int64)
-        dt = np.dtype(endian + "u4")
-        # gather the 4 header words for every record at once
-        idx = h[:, None] + np.arange(16, dtype=np.int64)[None, :]
-        words = data[idx].copy().view(dt).reshape(len(h), 4).astype(np.int64)
-        ts = words[:, 0] * 1_000_000_000 + words[:, 1] * mult
+    def _pcap_block(
+        self, h: np.ndarray, sec: np.ndarray, frac: np.ndarray, incl: np.ndarray, mult: int, linktype: int, frame: int
+    ) -> FrameBlock:
+        ts = sec * 1_000_000_000 + frac * mult
         self._note_ts(ts)
         n = len(h)
         return FrameBlock(
-            data,
+            self.data,
             np.arange(frame, frame + n, dtype=np.int64),
             ts,
             h + 16,
-            words[:, 2],
+            incl,
             np.full(n, linktype, dtype=np.int32),
         )
 
