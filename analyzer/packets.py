@@ -63,19 +63,31 @@ class TcpColumns:
         return len(self.frame)
 
 
+_BE16 = np.dtype(">u2")
+_BE32 = np.dtype(">u4")
+_SPAN2 = np.arange(2, dtype=np.int64)
+_SPAN4 = np.arange(4, dtype=np.int64)
+
+
 def _g8(data: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """The byte at each position (positions past the end read the last byte; masks discard them)."""
     out: np.ndarray = data[np.minimum(pos, len(data) - 1)].astype(np.int64)
     return out
 
 
-def _g16(data: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    out: np.ndarray = (_g8(data, pos) << 8) | _g8(data, pos + 1)
+def _gn(data: np.ndarray, pos: np.ndarray, span: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Big-endian integers at each position: one gather of n x width bytes, viewed as integers."""
+    idx = np.minimum(pos[:, None] + span[None, :], len(data) - 1)
+    out: np.ndarray = np.ascontiguousarray(data[idx]).view(dtype)[:, 0].astype(np.int64)
     return out
+
+
+def _g16(data: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    return _gn(data, pos, _SPAN2, _BE16)
 
 
 def _g32(data: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    out: np.ndarray = (_g16(data, pos) << 16) | _g16(data, pos + 2)
-    return out
+    return _gn(data, pos, _SPAN4, _BE32)
 
 
 def _link_layer(blk: FrameBlock, stats: SkimStats) -> tuple[np.ndarray, np.ndarray]:
@@ -196,10 +208,14 @@ def skim(blk: FrameBlock, stats: SkimStats) -> TcpColumns:
 
     # addresses as 4 x 32-bit words (IPv4 in the last word), then canonical A/B ordering
     is6 = fami == 6
-    src = [np.where(is6, _g32(data, l3i + 8 + 4 * k), 0) for k in range(3)]
-    src.append(np.where(is6, _g32(data, l3i + 20), _g32(data, l3i + 12)))
-    dst = [np.where(is6, _g32(data, l3i + 24 + 4 * k), 0) for k in range(3)]
-    dst.append(np.where(is6, _g32(data, l3i + 36), _g32(data, l3i + 16)))
+    src = [np.zeros(len(idx), dtype=np.int64) for _ in range(3)] + [_g32(data, l3i + 12)]
+    dst = [np.zeros(len(idx), dtype=np.int64) for _ in range(3)] + [_g32(data, l3i + 16)]
+    six = np.flatnonzero(is6)
+    if len(six):  # IPv6 addresses as four 32-bit words, only for the IPv6 packets
+        l6 = l3i[six]
+        for k in range(4):
+            src[k][six] = _g32(data, l6 + 8 + 4 * k)
+            dst[k][six] = _g32(data, l6 + 24 + 4 * k)
     gt = np.zeros(len(idx), dtype=bool)
     eq = np.ones(len(idx), dtype=bool)
     for x, y in (*zip(src, dst, strict=True), (sport, dport)):
