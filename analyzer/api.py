@@ -105,10 +105,16 @@ def _analyze(
     end = last_ts or 0
     flows = engine.finish(end)
     evidence = [Evidence(f, end) for f in flows]
-    tls_servers = {_server_endpoint(f) for f in flows if f.obs is not None and f.obs.server_hello is not None}
+    server_versions: dict[tuple[str, int], set[int]] = {}
+    for f in flows:
+        if f.obs is not None and f.obs.server_hello is not None:
+            server_versions.setdefault(_server_endpoint(f), set()).add(f.obs.server_hello.selected_version)
+    tls_servers = set(server_versions)
     builder = TableBuilder([os.path.basename(f) for f in files])
     for flow, ev in zip(flows, evidence, strict=True):
-        ev.server_speaks_tls_elsewhere = _server_endpoint(flow) in tls_servers
+        endpoint = _server_endpoint(flow)
+        ev.server_speaks_tls_elsewhere = endpoint in tls_servers
+        ev.server_versions = frozenset(server_versions.get(endpoint, ()))
         if not _is_row(flow, ev, tls_servers, ports):
             continue
         try:

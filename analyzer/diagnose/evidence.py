@@ -29,6 +29,7 @@ class Evidence:
     flow: Flow
     capture_end_ns: int
     server_speaks_tls_elsewhere: bool = False
+    server_versions: frozenset[int] = frozenset()  # versions this server endpoint negotiated in other connections
 
     # ------------------------------------------------------------------ TCP, by side
     def _by_side(self, pair: list[tuple[int, int] | None], side: int) -> tuple[int, int] | None:

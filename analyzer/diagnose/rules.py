@@ -204,6 +204,10 @@ def server_alert_to_hello(ev: Evidence) -> Verdict | None:
         return None
     cause = SERVER_HELLO_ALERTS.get(a.name, Cause.SERVER_REJECTED_HELLO)
     ch = obs.client_hello
+    when = f" {ms(a.ts_ns - obs.client_hello_ts)} after the ClientHello" if obs.client_hello_ts else ""
+    versions_verdict = _versions_disjoint(ev, a, cause, when)
+    if versions_verdict is not None:
+        return versions_verdict
     offered = ""
     if ch is not None:
         if cause is Cause.PROTOCOL_VERSION:
@@ -214,8 +218,33 @@ def server_alert_to_hello(ev: Evidence) -> Verdict | None:
             offered = f"; the client asked for SNI {ch.sni!r}"
         elif cause is Cause.NO_APPLICATION_PROTOCOL:
             offered = f"; the client offered ALPN {', '.join(ch.alpn) or 'none'}"
-    when = f" {ms(a.ts_ns - obs.client_hello_ts)} after the ClientHello" if obs.client_hello_ts else ""
     return failed(cause, _alert_text(a, "server") + when + offered)
+
+
+def _versions_disjoint(ev: Evidence, a: AlertSeen, cause: Cause, when: str) -> Verdict | None:
+    """Some stacks refuse a too-old client with internal_error or handshake_failure, not
+    protocol_version (OpenSSL 3 when its security level rules TLS 1.0 out): the offered versions
+    against what the same server negotiated elsewhere in the capture decide it."""
+    ch = ev.obs.client_hello if ev.obs else None
+    if ch is None or cause not in (Cause.SERVER_REJECTED_HELLO, Cause.NO_SHARED_CIPHER):
+        return None
+    offered = ch.max_version
+    if ev.server_versions and offered < min(ev.server_versions):
+        seen = ", ".join(sorted({version_name(v) or "" for v in ev.server_versions}))
+        return failed(
+            Cause.PROTOCOL_VERSION,
+            f"{_alert_text(a, 'server')}{when}; the client offered at most {version_name(offered)} while this "
+            f"server negotiated {seen} in other connections of the capture: no common version",
+            Confidence.INFERRED,
+        )
+    if not ev.server_versions and offered <= 0x0301 and a.name == "internal_error":
+        return failed(
+            Cause.PROTOCOL_VERSION,
+            f"{_alert_text(a, 'server')}{when}; the client offered at most {version_name(offered)} (deprecated by "
+            "RFC 8996), which current servers refuse, some with internal_error instead of protocol_version",
+            Confidence.INFERRED,
+        )
+    return None
 
 
 def client_alert(ev: Evidence) -> Verdict | None:
