@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from analyzer.diagnose.causes import Cause, Confidence, Outcome
 from analyzer.diagnose.evidence import Evidence, ms, quote
-from analyzer.tls.observer import CLIENT, SERVER, AlertSeen
+from analyzer.tls.observer import CLIENT, FINISHED_MIN, SERVER, AlertSeen
 from analyzer.tls.registry import alert_name, version_name
 
 SYN_TIMEOUT_NS = 3_000_000_000  # a lone SYN this long before the capture's end counts as unanswered
@@ -308,28 +308,66 @@ def encrypted_client_alert(ev: Evidence) -> Verdict | None:
 def encrypted_server_alert(ev: Evidence) -> Verdict | None:
     """The server answered the client's second flight with an encrypted alert and closed."""
     obs = ev.obs
-    client_flight = obs.finished_ts[CLIENT] if obs else None
-    if obs is None or client_flight is None:
+    if obs is None:
         return None
     if obs.tls13:
-        rec = ev.lone_encrypted_record(SERVER, client_flight)
+        start = obs.client_flight_ts
+        if start is None:
+            return None
+        rec = ev.lone_encrypted_record(SERVER, start)
         cclose = ev.close(CLIENT)
         if rec is None or (ev.close(SERVER) is None and cclose is None):
             return None
         if cclose is not None and cclose[0] <= rec.ts_ns:
             return None  # the client closed first: that record is the server's close_notify
-        frame = rec.frame
-    else:
-        enc = [a for a in obs.alerts if a.side == SERVER and a.encrypted]
-        if obs.established or not enc:
-            return None
-        frame = enc[0].frame
+        return _tls13_server_rejection(ev, rec.frame, start)
+    enc = [a for a in obs.alerts if a.side == SERVER and a.encrypted]
+    if obs.established or not enc or obs.finished_ts[CLIENT] is None:
+        return None
     return failed(
         Cause.SERVER_ABORTED,
-        f"server sent an encrypted alert (frame {frame}) right after the client's second flight and closed: "
-        "in TLS 1.3 usually certificate_required/bad_certificate (mutual TLS) or decrypt_error; a key log would show which",
+        f"server sent an encrypted alert (frame {enc[0].frame}) after the client's second flight instead of its "
+        "Finished: a key or PSK mismatch (bad_record_mac/decrypt_error) or a server-side error; a key log would show which",
         Confidence.INFERRED,
         ("encrypted", "server"),
+    )
+
+
+# TLS 1.3 record sizes that betray the client's second flight when each message has its own record:
+# an empty Certificate is 8 bytes of message + content type + 16-byte tag = 25 (Java pads it, 41);
+# a Finished is at least 53. A real certificate chain is hundreds of bytes, then CertificateVerify.
+EMPTY_CERTIFICATE_MAX = FINISHED_MIN - 1
+CLIENT_CHAIN_MIN = 200
+
+
+def _tls13_server_rejection(ev: Evidence, frame: int, flight_start: int) -> Verdict:
+    obs = ev.obs
+    assert obs is not None
+    sizes = [r.length for r in obs.records if r.side == CLIENT and r.content_type == 23 and r.ts_ns >= flight_start]
+    head = f"server answered the client's second flight with a lone encrypted alert (frame {frame}) and closed; "
+    alert = ("encrypted", "server")
+    if len(sizes) >= 2 and sizes[0] <= EMPTY_CERTIFICATE_MAX:
+        return failed(
+            Cause.CLIENT_CERT_MISSING,
+            head + f"the client's flight began with a {sizes[0]}-byte record, the size of an empty Certificate: "
+            "the server asked for a client certificate and got none (a key log would confirm certificate_required)",
+            Confidence.INFERRED,
+            alert,
+        )
+    if len(sizes) >= 3 and sizes[0] >= CLIENT_CHAIN_MIN:
+        return failed(
+            Cause.CLIENT_CERT_REJECTED,
+            head + f"the client's flight began with a {sizes[0]}-byte record (a certificate chain) and a "
+            "CertificateVerify: the server rejected the client certificate (a key log would show the alert)",
+            Confidence.INFERRED,
+            alert,
+        )
+    return failed(
+        Cause.SERVER_ABORTED,
+        head + "in TLS 1.3 usually certificate_required/bad_certificate (mutual TLS) or decrypt_error; "
+        "a key log would show which",
+        Confidence.INFERRED,
+        alert,
     )
 
 

@@ -128,6 +128,7 @@ class TlsObserver:
         self.first_bytes: list[bytes] = [b"", b""]
         self.records_after_established = 0
         self.client_flight_records = 0  # TLS 1.3: client records after the server's encrypted flight
+        self.client_flight_ts: int | None = None  # TLS 1.3: when the client's second flight began
         self.tls13 = False  # set once the ServerHello selects TLS 1.3 (or a draft of it)
 
     # ------------------------------------------------------------------ derived facts
@@ -223,23 +224,27 @@ class TlsObserver:
         if self.tls13 and self.server_hello is not None and self.finished_ts[CLIENT] is None:
             # TLS 1.3 handshake flights travel as application_data records
             self.encrypted_records[side] += 1
-            if side == SERVER:
+            if side == SERVER and self.client_flight_ts is None:
                 if self.finished_ts[SERVER] is None:
                     self.finished_ts[SERVER] = ts  # the server's encrypted flight (EE..Finished)
                     self.finished_frame[SERVER] = frame
                     self._hist(side, "F")
                     self.events.append((ts, frame, side, "encrypted_flight", f"{rec.length} bytes"))
                 return
-            if self.finished_ts[SERVER] is None:
-                return  # 0-RTT early data
-            self.client_flight_records += 1
-            if rec.length >= FINISHED_MIN or self.client_flight_records > 1:
-                # the client's second flight: a Finished (maybe after a small empty Certificate), not a lone alert
-                self.finished_ts[CLIENT] = ts
-                self.finished_frame[CLIENT] = frame
-                self._hist(side, "F")
-                self.events.append((ts, frame, side, "finished", f"encrypted flight, first record {rec.length} bytes"))
-            return
+            if side == CLIENT:
+                if self.finished_ts[SERVER] is None:
+                    return  # 0-RTT early data
+                self.client_flight_records += 1
+                if self.client_flight_ts is None:
+                    self.client_flight_ts = ts
+                if rec.length >= FINISHED_MIN or self.client_flight_records > 1:
+                    # the client's second flight: a Finished (maybe after a small empty Certificate), not a lone alert
+                    self.finished_ts[CLIENT] = ts
+                    self.finished_frame[CLIENT] = frame
+                    self._hist(side, "F")
+                    self.events.append((ts, frame, side, "finished", f"encrypted flight, first record {rec.length} bytes"))
+                return
+            # a server record after the client's flight began (an alert, tickets, data): counted below
         if self.tls13 and side == CLIENT and frame == self.finished_frame[CLIENT]:
             return  # the rest of the client's second flight
         self.app_records[side] += 1

@@ -11,12 +11,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 from cryptography.utils import CryptographyDeprecationWarning
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
+
+from analyzer.x509.der import mend_certificate, tbs_bytes
+from analyzer.x509.der import read as der_read
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+NS_PER_DAY = 86_400 * 10**9
 
 # signatureAlgorithm OID -> (RFC name, hash name or None when the algorithm hashes internally / is unknown)
 SIGNATURE_ALGORITHMS: dict[str, tuple[str, str | None]] = {
@@ -123,6 +128,7 @@ class CertInfo:
     decode_error: str | None = None  # the certificate itself could not be decoded
     extension_error: str | None = None  # decoded, but its extensions could not be (fields from them are empty)
     key_error: str | None = None  # decoded, but the library cannot load its public key
+    der_notes: tuple[str, ...] = ()  # DER violations tolerated to read the extensions (explicit DEFAULT values)
 
     @property
     def label(self) -> str:
@@ -145,9 +151,35 @@ def quiet() -> Iterator[None]:
 
 
 def load_certificate(der: bytes) -> x509.Certificate:
-    """Parse DER without warnings; raises ValueError (or another library error) when it is not a certificate."""
+    """Parse DER without warnings; raises ValueError (or another library error) when it is not a certificate.
+
+    The library decodes some fields lazily; those every stage relies on (names, validity, algorithms, serial) are
+    read here, so a certificate this returns never raises on them later.
+
+    A certificate the library refuses only for what BER-tolerant clients accept (a negative serial, an explicit
+    DEFAULT) is loaded from a mended re-encoding: its fields are right but its tbs_certificate_bytes are not the
+    signed ones, so check its signature with verify_issued(..., child_der=der)."""
+    der = bytes(der)
     with quiet():
-        return x509.load_der_x509_certificate(bytes(der))
+        try:
+            return _checked(x509.load_der_x509_certificate(der))
+        except ValueError:
+            mended = mend_certificate(der)
+            if mended is None:
+                raise
+            try:
+                return _checked(x509.load_der_x509_certificate(mended[0]))
+            except ValueError:
+                pass
+            raise
+
+
+def _checked(cert: x509.Certificate) -> x509.Certificate:
+    cert.subject.public_bytes()
+    cert.issuer.public_bytes()
+    cert.not_valid_before_utc, cert.not_valid_after_utc, cert.serial_number  # noqa: B018
+    cert.signature_algorithm_oid, cert.public_key_algorithm_oid  # noqa: B018
+    return cert
 
 
 def datetime_to_ns(value: dt.datetime) -> int:
@@ -169,6 +201,33 @@ def iso(ns: int | None) -> str:
         return ns_to_datetime(ns).strftime("%Y-%m-%dT%H:%M:%SZ")
     except (OverflowError, ValueError):
         return f"{ns} ns"
+
+
+def span(ns: int) -> str:
+    """A duration for a sentence: days, or hours under 2 days, or minutes/seconds under an hour."""
+    ns = abs(ns)
+    if ns >= 2 * NS_PER_DAY:
+        return f"{ns // NS_PER_DAY} days"
+    for unit, size in (("hour", 3600 * 10**9), ("minute", 60 * 10**9), ("second", 10**9)):
+        if ns >= size:
+            count = ns // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return "under a second"
+
+
+def name_key(name: x509.Name) -> bytes:
+    """The DER encoding of a Name: the exact key issuer/subject matching uses first."""
+    with quiet():
+        return name.public_bytes()
+
+
+def loose_name_key(name: x509.Name) -> str:
+    """A case- and space-insensitive rendering of a Name, for issuers whose string types differ from the subject's."""
+    try:
+        text = name.rfc4514_string()
+    except Exception:  # pragma: no cover
+        return repr(name)
+    return " ".join(text.casefold().split())
 
 
 def name_cn(name: x509.Name) -> str | None:
@@ -282,9 +341,9 @@ def _extension_fields(cert: x509.Certificate) -> dict[str, object]:
             ca_issuers: list[str] = []
             for desc in value:
                 if isinstance(desc.access_location, x509.UniformResourceIdentifier):
-                    if desc.access_method == x509.AuthorityInformationAccessOID.OCSP:
+                    if desc.access_method == AuthorityInformationAccessOID.OCSP:
                         ocsp.append(desc.access_location.value)
-                    elif desc.access_method == x509.AuthorityInformationAccessOID.CA_ISSUERS:
+                    elif desc.access_method == AuthorityInformationAccessOID.CA_ISSUERS:
                         ca_issuers.append(desc.access_location.value)
             out["ocsp_urls"] = tuple(ocsp)
             out["ca_issuers_urls"] = tuple(ca_issuers)
@@ -301,12 +360,73 @@ def _extension_fields(cert: x509.Certificate) -> dict[str, object]:
     return out
 
 
-def _self_signed(cert: x509.Certificate) -> bool:
+def _original_serial(der: bytes, cert: x509.Certificate) -> int:
+    """The serial as encoded (negative serials are read as unsigned by the mended parse)."""
     try:
-        cert.verify_directly_issued_by(cert)
-    except Exception:
-        return False
-    return True
+        outer, _ = der_read(der)
+        tbs, _ = der_read(outer.content)
+        first, end = der_read(tbs.content)
+        if first.tag == 0xA0:
+            first, _ = der_read(tbs.content, end)
+        if first.tag == 0x02 and first.content:
+            return int.from_bytes(first.content, "big", signed=True)
+    except ValueError:
+        pass
+    return cert.serial_number
+
+
+def _mended_extension_fields(der: bytes, error: str) -> dict[str, object]:
+    """Extensions read from a re-encoding without explicit DEFAULT values (which browsers tolerate), else the error."""
+    mended = mend_certificate(der)
+    if mended is not None:
+        try:
+            fields = _extension_fields(load_certificate(mended[0]))
+        except Exception:
+            pass
+        else:
+            fields["der_notes"] = tuple(dict.fromkeys(mended[1]))
+            return fields
+    return {"extension_error": error}
+
+
+def verify_issued(child: x509.Certificate, issuer: x509.Certificate, child_der: bytes | None = None) -> str:
+    """Whether issuer signed child: 'ok', 'name' (issuer name differs from the issuer's subject), 'signature'
+    (another key signed it), or 'unverifiable: <why>' (an algorithm neither path below can check).
+
+    cryptography's verify_directly_issued_by refuses SHA-1 and MD5 signatures ("Unsupported signature algorithm"),
+    which old chains and self-signed certificates still carry, so those are checked by hand with the issuer key.
+    child_der: the child as received, whose TBS is the signed one when load_certificate had to mend it."""
+    tbs = child.tbs_certificate_bytes
+    if child_der is not None:
+        tbs = tbs_bytes(child_der) or tbs
+    if child.issuer != issuer.subject and loose_name_key(child.issuer) != loose_name_key(issuer.subject):
+        return "name"
+    if tbs == child.tbs_certificate_bytes:
+        try:
+            child.verify_directly_issued_by(issuer)
+            return "ok"
+        except InvalidSignature:
+            return "signature"
+        except Exception:
+            pass  # an algorithm it refuses, or names equal only loosely: check by hand
+    try:
+        key = issuer.public_key()
+        params = child.signature_algorithm_parameters
+        algorithm = child.signature_hash_algorithm
+    except Exception as exc:
+        return f"unverifiable: {type(exc).__name__}: {exc}"
+    try:
+        if isinstance(key, rsa.RSAPublicKey) and isinstance(params, padding.PSS | padding.PKCS1v15) and algorithm:
+            key.verify(child.signature, tbs, params, algorithm)
+        elif isinstance(key, ec.EllipticCurvePublicKey) and isinstance(params, ec.ECDSA):
+            key.verify(child.signature, tbs, params)
+        else:
+            verify_signature(key, child.signature, tbs, algorithm)
+    except InvalidSignature:
+        return "signature"
+    except Exception as exc:
+        return f"unverifiable: {type(exc).__name__}: {exc}"
+    return "ok"
 
 
 def describe_certificate(cert: x509.Certificate, der: bytes) -> CertInfo:
@@ -322,7 +442,7 @@ def describe_certificate(cert: x509.Certificate, der: bytes) -> CertInfo:
         except Exception as exc:
             fields["decode_error"] = f"names: {exc}"
         try:
-            serial = cert.serial_number
+            serial = _original_serial(der, cert)
             fields["serial"] = f"-{-serial:x}" if serial < 0 else f"{serial:x}"
         except Exception as exc:  # pragma: no cover - the library decodes any INTEGER
             fields["decode_error"] = f"serial: {exc}"
@@ -342,9 +462,13 @@ def describe_certificate(cert: x509.Certificate, der: bytes) -> CertInfo:
         try:
             fields.update(_extension_fields(cert))
         except Exception as exc:
-            fields["extension_error"] = f"{type(exc).__name__}: {exc}"
+            fields.update(_mended_extension_fields(der, f"{type(exc).__name__}: {exc}"))
         if fields.get("self_issued"):
-            fields["self_signed"] = _self_signed(cert)
+            fields["self_signed"] = verify_issued(cert, cert, der) == "ok"
+        if tbs_bytes(der) != cert.tbs_certificate_bytes:  # loaded from a mended encoding
+            mended = mend_certificate(der)
+            notes = tuple(fields.get("der_notes", ())) + tuple(mended[1] if mended else ())  # type: ignore[arg-type]
+            fields["der_notes"] = tuple(dict.fromkeys(notes))
     return CertInfo(sha256=hashlib.sha256(der).hexdigest(), sha1=hashlib.sha1(der).hexdigest(), **fields)  # type: ignore[arg-type]
 
 

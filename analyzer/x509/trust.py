@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 import binascii
+import dataclasses
 import hashlib
 import os
 import re
@@ -16,7 +16,7 @@ from typing import Any, Self
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from analyzer.x509.certs import load_certificate, quiet
+from analyzer.x509.certs import load_certificate, loose_name_key, name_key
 
 StrPath = str | os.PathLike[str]
 
@@ -33,21 +33,6 @@ _PEM_BLOCK = re.compile(
     rb"-----BEGIN (?P<kind>TRUSTED CERTIFICATE|X509 CERTIFICATE|CERTIFICATE)-----(?P<body>.*?)-----END (?P=kind)-----",
     re.DOTALL,
 )
-
-
-def name_key(name: x509.Name) -> bytes:
-    """The DER encoding of a Name: the exact key issuer/subject matching uses first."""
-    with quiet():
-        return name.public_bytes()
-
-
-def loose_name_key(name: x509.Name) -> str:
-    """A case- and space-insensitive rendering of a Name, for issuers whose string types differ from the subject's."""
-    try:
-        text = name.rfc4514_string()
-    except Exception:  # pragma: no cover
-        return repr(name)
-    return " ".join(text.casefold().split())
 
 
 def spki(cert: x509.Certificate) -> bytes:
@@ -147,13 +132,14 @@ class CertPool:
     def __len__(self) -> int:
         return len(self.certs)
 
-    def issuer_candidates(self, cert: x509.Certificate) -> list[int]:
-        """Indexes of certificates whose subject is cert's issuer or whose SKI is cert's AKI; name and key id first."""
+    def issuer_candidates(self, cert: x509.Certificate, aki: bytes | None = None) -> list[int]:
+        """Indexes of certificates whose subject is cert's issuer or whose SKI is cert's AKI (read from cert unless
+        given); those matching both first."""
         by_name = list(self.by_subject.get(name_key(cert.issuer), ()))
         for index in self.by_loose_subject.get(loose_name_key(cert.issuer), ()):
             if index not in by_name:
                 by_name.append(index)
-        aki = aki_of(cert)
+        aki = aki or aki_of(cert)
         by_key = list(self.by_ski.get(aki, ())) if aki else []
         both = [i for i in by_name if i in by_key]
         return both + [i for i in by_name if i not in both] + [i for i in by_key if i not in by_name]

@@ -1,0 +1,409 @@
+"""Generate the small test PKI used by the sample captures.
+
+All validity periods are relative to the moment the script runs, so a
+regeneration on any date produces an expired leaf that is expired, a
+not-yet-valid leaf that is not yet valid, and good certificates that are good.
+
+Usage: python pki.py OUTDIR          (needs the `cryptography` package)
+
+Writes PEM files (certificates ``*.pem``, private keys ``*.key``; keys are
+unencrypted PKCS#8, test material only) and ``pki.json`` describing every
+certificate (subject, issuer, validity, SANs, SHA-256 fingerprint, purpose).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import sys
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
+
+ORG = "tls-analyzer samples"
+AIA_BASE = "http://pki.test/"
+
+
+def _name(cn: str, ou: str | None = None) -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORG)]
+    if ou:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ou))
+    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
+    return x509.Name(attrs)
+
+
+def _key(kind: str):
+    if kind == "ec":
+        return ec.generate_private_key(ec.SECP256R1())
+    if kind == "ec384":
+        return ec.generate_private_key(ec.SECP384R1())
+    if kind.startswith("rsa"):
+        return rsa.generate_private_key(public_exponent=65537, key_size=int(kind[3:]))
+    raise ValueError(kind)
+
+
+class PKI:
+    def __init__(self, out: Path, now: dt.datetime):
+        self.out = out
+        self.now = now
+        self.certs: dict[str, x509.Certificate] = {}
+        self.keys: dict[str, object] = {}
+        self.info: dict[str, dict] = {}
+        self.bundles: dict[str, dict] = {}
+        self._serial = 0x5A3700
+
+    def days(self, n: float) -> dt.datetime:
+        return (self.now + dt.timedelta(days=n)).replace(microsecond=0)
+
+    def serial(self) -> int:
+        self._serial += 1
+        return self._serial
+
+    def make(
+        self,
+        name: str,
+        cn: str,
+        *,
+        issuer: str | None,  # None = self-signed
+        key: str = "ec",
+        ca: bool = False,
+        pathlen: int | None = None,
+        not_before: float = -30,
+        not_after: float = 335,
+        dns: tuple[str, ...] = (),
+        ips: tuple[str, ...] = (),
+        eku: tuple = (),
+        aia: str | None = None,
+        purpose: str = "",
+        ou: str | None = None,
+    ) -> None:
+        priv = _key(key)
+        subject = _name(cn, ou)
+        if issuer is None:
+            issuer_name, issuer_key, issuer_cert = subject, priv, None
+        else:
+            issuer_cert = self.certs[issuer]
+            issuer_name, issuer_key = issuer_cert.subject, self.keys[issuer]
+        b = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer_name)
+            .public_key(priv.public_key())
+            .serial_number(self.serial())
+            .not_valid_before(self.days(not_before))
+            .not_valid_after(self.days(not_after))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=pathlen if ca else None), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(priv.public_key()), critical=False)
+        )
+        if issuer_cert is not None:
+            ski = issuer_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+            b = b.add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
+        else:
+            b = b.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(priv.public_key()), critical=False)
+        if ca:
+            ku = x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            )
+        else:
+            is_rsa = key.startswith("rsa")
+            ku = x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=is_rsa,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            )
+        b = b.add_extension(ku, critical=True)
+        if eku:
+            b = b.add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
+        sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
+        sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+        if sans:
+            b = b.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        if aia:
+            b = b.add_extension(
+                x509.AuthorityInformationAccess(
+                    [
+                        x509.AccessDescription(
+                            AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(AIA_BASE + aia)
+                        )
+                    ]
+                ),
+                critical=False,
+            )
+        cert = b.sign(issuer_key, hashes.SHA256())
+        self.certs[name], self.keys[name] = cert, priv
+        self.info[name] = {
+            "cert": f"{name}.pem",
+            "key": f"{name}.key",
+            "subject": cert.subject.rfc4514_string(),
+            "issuer": cert.issuer.rfc4514_string(),
+            "serial": hex(cert.serial_number),
+            "not_before": cert.not_valid_before_utc.isoformat(),
+            "not_after": cert.not_valid_after_utc.isoformat(),
+            "key_type": key,
+            "ca": ca,
+            "self_signed": issuer is None,
+            "san_dns": list(dns),
+            "san_ip": list(ips),
+            "sha256": cert.fingerprint(hashes.SHA256()).hex(),
+            "purpose": purpose,
+        }
+
+    def write(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        for name, cert in self.certs.items():
+            (self.out / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+            (self.out / f"{name}.key").write_bytes(
+                self.keys[name].private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+            )
+
+    def ocsp(self, name: str, issuer: str, *, revoked: bool) -> dict:
+        """Write a DER OCSP response for certificate `name`, signed by its issuer."""
+        status = ocsp.OCSPCertStatus.REVOKED if revoked else ocsp.OCSPCertStatus.GOOD
+        b = (
+            ocsp.OCSPResponseBuilder()
+            .add_response(
+                cert=self.certs[name],
+                issuer=self.certs[issuer],
+                algorithm=hashes.SHA1(),
+                cert_status=status,
+                this_update=self.days(-1 / 24),
+                next_update=self.days(7),
+                revocation_time=self.days(-10) if revoked else None,
+                revocation_reason=x509.ReasonFlags.key_compromise if revoked else None,
+            )
+            .responder_id(ocsp.OCSPResponderEncoding.HASH, self.certs[issuer])
+        )
+        resp = b.sign(self.keys[issuer], hashes.SHA256())
+        fname = f"{name}-ocsp.der"
+        (self.out / fname).write_bytes(resp.public_bytes(serialization.Encoding.DER))
+        return {
+            "certificate": name,
+            "status": "revoked" if revoked else "good",
+            "revocation_time": self.days(-10).isoformat() if revoked else None,
+            "signed_by": issuer,
+        }
+
+    def bundle(self, fname: str, names: list[str], purpose: str) -> None:
+        data = b"".join(self.certs[n].public_bytes(serialization.Encoding.PEM) for n in names)
+        (self.out / fname).write_bytes(data)
+        self.bundles[fname] = {"certs": names, "purpose": purpose}
+
+
+def build(out: Path, now: dt.datetime | None = None) -> dict:
+    now = now or dt.datetime.now(dt.UTC)
+    p = PKI(out, now)
+    server_eku = (ExtendedKeyUsageOID.SERVER_AUTH,)
+    client_eku = (ExtendedKeyUsageOID.CLIENT_AUTH,)
+    good_names = ("server.test", "localhost")
+    good_ips = ("127.0.0.1", "::1")
+
+    p.make(
+        "root",
+        "tls-analyzer Test Root CA",
+        issuer=None,
+        key="rsa2048",
+        ca=True,
+        not_before=-700,
+        not_after=3650,
+        purpose="trust anchor (pass as ca_bundle)",
+    )
+    p.make(
+        "intermediate",
+        "tls-analyzer Test Intermediate CA",
+        issuer="root",
+        key="ec",
+        ca=True,
+        pathlen=0,
+        not_before=-400,
+        not_after=1825,
+        aia="root.crt",
+        purpose="intermediate CA issuing every server leaf under the trusted root",
+    )
+    p.make(
+        "server",
+        "server.test",
+        issuer="intermediate",
+        dns=good_names,
+        ips=good_ips,
+        eku=server_eku,
+        aia="intermediate.crt",
+        purpose="good server leaf (EC P-256); also used by the missing-intermediate server, which omits the intermediate",
+    )
+    p.make(
+        "server-rsa",
+        "server.test",
+        issuer="intermediate",
+        key="rsa2048",
+        dns=good_names,
+        ips=good_ips,
+        eku=server_eku,
+        aia="intermediate.crt",
+        ou="rsa",
+        purpose="good server leaf (RSA 2048), for TLS 1.2 RSA cipher suites and variety",
+    )
+    p.make(
+        "expired",
+        "server.test",
+        issuer="intermediate",
+        dns=good_names,
+        ips=good_ips,
+        eku=server_eku,
+        aia="intermediate.crt",
+        ou="expired",
+        not_before=-150,
+        not_after=-57,
+        purpose="leaf that expired 57 days before generation",
+    )
+    p.make(
+        "notyetvalid",
+        "server.test",
+        issuer="intermediate",
+        dns=good_names,
+        ips=good_ips,
+        eku=server_eku,
+        aia="intermediate.crt",
+        ou="not yet valid",
+        not_before=49,
+        not_after=400,
+        purpose="leaf valid only from 49 days after generation",
+    )
+    p.make(
+        "wronghost",
+        "other.test",
+        issuer="intermediate",
+        dns=("other.test",),
+        eku=server_eku,
+        aia="intermediate.crt",
+        purpose="leaf for other.test only (no IP SAN): hostname mismatch for server.test",
+    )
+    p.make(
+        "selfsigned",
+        "server.test",
+        issuer=None,
+        dns=good_names,
+        ips=good_ips,
+        eku=server_eku,
+        ou="self-signed",
+        purpose="self-signed leaf, not a trust anchor",
+    )
+    p.make(
+        "unknown-root",
+        "Unknown Root CA",
+        issuer=None,
+        key="rsa2048",
+        ca=True,
+        not_before=-700,
+        not_after=3650,
+        ou="untrusted",
+        purpose="a root CA that is NOT in root.pem",
+    )
+    p.make(
+        "untrusted",
+        "server.test",
+        issuer="unknown-root",
+        dns=good_names,
+        ips=good_ips,
+        eku=server_eku,
+        ou="untrusted",
+        purpose="leaf issued by the untrusted Unknown Root CA; its server sends leaf + unknown root",
+    )
+    p.make(
+        "weak-rsa1024",
+        "server.test",
+        issuer="intermediate",
+        key="rsa1024",
+        dns=good_names,
+        ips=good_ips,
+        eku=server_eku,
+        aia="intermediate.crt",
+        ou="weak",
+        purpose="leaf with a 1024-bit RSA key (weak)",
+    )
+    p.make(
+        "revoked",
+        "server.test",
+        issuer="intermediate",
+        dns=good_names,
+        ips=good_ips,
+        eku=server_eku,
+        aia="intermediate.crt",
+        ou="revoked",
+        purpose="leaf revoked by the intermediate; its server staples revoked-ocsp.der",
+    )
+    p.make(
+        "client-ca",
+        "tls-analyzer Test Client CA",
+        issuer=None,
+        key="ec",
+        ca=True,
+        not_before=-700,
+        not_after=3650,
+        purpose="CA the mTLS servers require client certificates from",
+    )
+    p.make(
+        "client",
+        "alice",
+        issuer="client-ca",
+        eku=client_eku,
+        dns=("alice.client.test",),
+        purpose="good client certificate (issued by client-ca)",
+    )
+    p.make(
+        "client-wrongca",
+        "mallory",
+        issuer="unknown-root",
+        eku=client_eku,
+        dns=("mallory.client.test",),
+        purpose="client certificate from a CA the server does not trust",
+    )
+    p.write()
+    p.bundle("server-chain.pem", ["server", "intermediate"], "good leaf + intermediate (what a correct server sends)")
+    p.bundle("server-rsa-chain.pem", ["server-rsa", "intermediate"], "RSA leaf + intermediate")
+    p.bundle("expired-chain.pem", ["expired", "intermediate"], "expired leaf + intermediate")
+    p.bundle("notyetvalid-chain.pem", ["notyetvalid", "intermediate"], "not-yet-valid leaf + intermediate")
+    p.bundle("wronghost-chain.pem", ["wronghost", "intermediate"], "wrong-host leaf + intermediate")
+    p.bundle("weak-rsa1024-chain.pem", ["weak-rsa1024", "intermediate"], "RSA-1024 leaf + intermediate")
+    p.bundle("revoked-chain.pem", ["revoked", "intermediate"], "revoked leaf + intermediate")
+    p.bundle("untrusted-chain.pem", ["untrusted", "unknown-root"], "untrusted leaf + its (untrusted) root")
+    p.bundle("client-wrongca-chain.pem", ["client-wrongca", "unknown-root"], "wrong-CA client cert + its root")
+    ocsp_files = {
+        "revoked-ocsp.der": p.ocsp("revoked", "intermediate", revoked=True),
+        "server-ocsp.der": p.ocsp("server", "intermediate", revoked=False),
+    }
+    meta = {
+        "generated_at": now.replace(microsecond=0).isoformat(),
+        "certificates": p.info,
+        "bundles": p.bundles,
+        "ocsp": ocsp_files,
+    }
+    (out / "pki.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
+if __name__ == "__main__":
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "pki")
+    build(out)
+    print(f"PKI written to {out}")
