@@ -22,6 +22,11 @@ def _first_hellos() -> dict[str, dict[tuple[str, int], str]]:
 
 HELLOS = _first_hellos()
 
+# Where we differ from tshark on purpose. The deliberately malformed ClientHello (extensions length
+# one byte past the message end): tshark drops every extension from its JA3; we keep the extensions
+# that are whole (and the cut-short last one), as the server that answered it did, and note the damage.
+KNOWN_DIFFERENCES = {("samples/server-rejected-hello.pcap", ("127.0.0.1", 49162))}
+
 
 @pytest.mark.parametrize("capture", sorted(HELLOS))
 def test_ja3_matches_tshark(capture: str) -> None:
@@ -31,4 +36,7 @@ def test_ja3_matches_tshark(capture: str) -> None:
     hs = analyzer.analyze(path).handshakes
     ours = {(r.client_ip, int(r.client_port)): r.ja3 for r in hs.itertuples()}
     for key, ja3 in HELLOS[capture].items():
+        if (capture, key) in KNOWN_DIFFERENCES:
+            assert ours.get(key) not in (None, ja3), "a known difference went away: update KNOWN_DIFFERENCES"
+            continue
         assert ours.get(key) == ja3, f"{capture} {key}"

@@ -61,6 +61,7 @@ class ClientHello:
     psk_modes: tuple[int, ...] = ()
     status_request: bool = False
     sslv2: bool = False
+    problems: tuple[str, ...] = ()  # malformations tolerated while parsing
 
     @property
     def extension_types(self) -> tuple[int, ...]:
@@ -143,20 +144,34 @@ class HandshakeMessage(NamedTuple):
 # --------------------------------------------------------------------------- extensions
 
 
-def _pull_extensions(buf: Buffer) -> tuple[Extension, ...]:
+def _pull_extensions(buf: Buffer, problems: list[str] | None = None) -> tuple[Extension, ...]:
+    """The extensions block. Strict by default; with ``problems`` given, lenient like the peers
+    that still answered: a block length past the message end, or a last extension cut short, is
+    noted there and what is whole is kept."""
     if buf.eof():
         return ()
-    block = buf.pull_vector(2)
+    declared = buf.pull_uint16()
+    if declared > buf.remaining() and problems is not None:
+        problems.append(f"extensions length {declared} exceeds the {buf.remaining()} bytes left in the message")
+        declared = buf.remaining()
+    block = buf.pull_bytes(declared)
     out = []
     pos, end = 0, len(block)
     while pos < end:
         if pos + 4 > end:
-            raise ParseError("truncated extension header")
+            if problems is None:
+                raise ParseError("truncated extension header")
+            problems.append(f"{end - pos} stray bytes at the end of the extensions")
+            break
         etype = (block[pos] << 8) | block[pos + 1]
         n = (block[pos + 2] << 8) | block[pos + 3]
         pos += 4
         if pos + n > end:
-            raise ParseError(f"extension {etype} overruns the extensions block")
+            if problems is None:
+                raise ParseError(f"extension {etype} overruns the extensions block")
+            problems.append(f"extension {etype} overruns the extensions block; kept cut short")
+            out.append(Extension(etype, block[pos:end]))
+            break
         out.append(Extension(etype, block[pos : pos + n]))
         pos += n
     return tuple(out)
@@ -213,8 +228,9 @@ def parse_client_hello(body: bytes) -> ClientHello:
     session_id = buf.pull_vector(1)
     ciphers = buf.pull_uint16_list(2)
     compression = tuple(buf.pull_vector(1))
-    extensions = _pull_extensions(buf)
-    fields: dict[str, object] = {}
+    problems: list[str] = []
+    extensions = _pull_extensions(buf, problems)
+    fields: dict[str, object] = {"problems": tuple(problems)} if problems else {}
     for ext in extensions:
         try:
             if ext.type == EXT_SERVER_NAME:

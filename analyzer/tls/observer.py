@@ -311,7 +311,9 @@ class TlsObserver:
         self.events.append((ts, frame, CLIENT, "client_hello", f"SNI {ch.sni}" if ch.sni else "no SNI"))
 
     def _on_client_hello(self, side: int, body: bytes, ts: int, frame: int) -> None:
-        self._set_client_hello(m.parse_client_hello(body), ts, frame)
+        ch = m.parse_client_hello(body)
+        self.parse_errors.extend(f"client frame {frame}: malformed ClientHello: {p}" for p in ch.problems)
+        self._set_client_hello(ch, ts, frame)
 
     def _on_server_hello(self, side: int, body: bytes, ts: int, frame: int) -> None:
         sh = m.parse_server_hello(body)

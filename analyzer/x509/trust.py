@@ -16,7 +16,7 @@ from typing import Any, Self
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from analyzer.x509.certs import load_certificate, loose_name_key, name_key
+from analyzer.x509.certs import load_certificate, loose_name_key, name_key, quiet
 
 StrPath = str | os.PathLike[str]
 
@@ -37,24 +37,27 @@ _PEM_BLOCK = re.compile(
 
 def spki(cert: x509.Certificate) -> bytes:
     """The subjectPublicKeyInfo DER, or b'' when the library cannot load the key."""
-    try:
-        return cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    except Exception:
-        return b""
+    with quiet():
+        try:
+            return cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        except Exception:
+            return b""
 
 
 def ski_of(cert: x509.Certificate) -> bytes | None:
-    try:
-        return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
-    except Exception:
-        return None
+    with quiet():
+        try:
+            return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+        except Exception:
+            return None
 
 
 def aki_of(cert: x509.Certificate) -> bytes | None:
-    try:
-        return cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
-    except Exception:
-        return None
+    with quiet():
+        try:
+            return cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+        except Exception:
+            return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,7 +46,7 @@ from analyzer.diagnose.causes import Cause
 from analyzer.x509.certs import (
     WEAK_HASHES,
     CertInfo,
-    describe_certificate,
+    describe,
     iso,
     load_certificate,
     loose_name_key,
@@ -108,7 +108,8 @@ MIN_RSA_BITS = 2048
 MIN_DSA_BITS = 2048
 MIN_EC_BITS = 224
 MAX_PATH = 10  # certificates on a path, leaf and anchor included
-MAX_SIGNATURE_CHECKS = 400  # bound on path-building work for hostile flights
+MAX_SIGNATURE_CHECKS = 400  # bounds on path-building work for hostile flights
+MAX_STEPS = 2000
 _NS_PER_DAY = 86_400 * 10**9
 _HASH_NAMES = {"md2": "MD2", "md4": "MD4", "md5": "MD5", "sha1": "SHA-1"}
 
@@ -159,6 +160,8 @@ class _Search:
     """Mutable state of one path search."""
 
     checks: int = 0
+    steps: int = 0
+    done: bool = False  # a path to an anchor from certificates the server sent, all in time: nothing beats it
     verified: dict[tuple[str, str], str | None] = dataclasses.field(default_factory=dict)  # (child, issuer) -> error
     rejected: dict[str, list[_Cert]] = dataclasses.field(default_factory=dict)  # child sha -> same-name non-signers
     unverifiable: list[str] = dataclasses.field(default_factory=list)
@@ -221,7 +224,7 @@ def _validate(
                 Defect("invalid", 0 if index == 0 else None, sha, f"{who} (sha256 {sha[:16]}) cannot be decoded: {exc}", "undecodable")
             )
             continue
-        presented.append(_Cert(der, cert, describe_certificate(cert, der), "server", index, "server"))
+        presented.append(_Cert(der, cert, describe(der), "server", index, "server"))
     for sha, positions in repeats.items():
         named = next((c.info.label for c in presented if c.info.sha256 == sha), f"sha256 {sha[:16]}")
         warnings.append(
@@ -310,12 +313,20 @@ def _extend(
     search: _Search,
     out: list[_Path],
 ) -> None:
-    """Depth-first: every path from nodes[0] up, ending at an anchor, a self-signed non-anchor, or nowhere."""
+    """Depth-first: paths from nodes[0] up, ending at an anchor, a self-signed non-anchor, or nowhere; stops at the
+    first flawless path or when the work budget is spent (hostile flights)."""
+    search.steps += 1
+    if search.done or search.steps > MAX_STEPS:
+        if not out:
+            out.append(_Path(nodes, "dangling"))
+        return
     current = nodes[-1]
     anchor_index = trust.same_as(current.cert, current.der)
     if anchor_index is not None:
         anchor = _pool_cert(trust, anchor_index, "anchor")
-        out.append(_Path((*nodes[:-1], anchor), "anchor"))
+        path = _Path((*nodes[:-1], anchor), "anchor")
+        out.append(path)
+        search.done = _score(path, at_ns)[:3] == (0, 0, 0)
         return
     if current.info.self_signed:
         out.append(_Path(nodes, "untrusted_root"))
@@ -342,7 +353,7 @@ def _same_key(a: _Cert, b: _Cert) -> bool:
 def _pool_cert(pool: CertPool, index: int, origin: Origin) -> _Cert:
     der = pool.ders[index]
     cert = pool.certs[index]
-    return _Cert(der, cert, describe_certificate(cert, der), origin, None, pool.sources[index])
+    return _Cert(der, cert, describe(der), origin, None, pool.sources[index])
 
 
 def _candidates(
