@@ -5,9 +5,9 @@ import mmap
 
 import numpy as np
 import pytest
+from conftest import SAMPLES, ZEEK_TRACES
 
 from analyzer.capture import reader
-from conftest import SAMPLES, ZEEK_TRACES
 
 CAPTURES = [p for p in [*ZEEK_TRACES.glob("tls/*.pcap"), *SAMPLES.glob("*.pcap")] if p.stat().st_size > 24]
 
