@@ -140,6 +140,10 @@ class TableBuilder:
         notes: list[str] = []
         if flow.syn_ts is None and flow.syn_ack is None:
             notes.append("capture began mid-connection")
+        gaps = [e for e in flow.events if e[3] == "gap"]
+        if gaps:
+            missing = sum(int(e[4].split()[0]) for e in gaps)
+            notes.append(f"{len(gaps)} gap(s), {missing} bytes missing from the capture (lost packets or snap length)")
         tls_cols = dict.fromkeys(
             (
                 "sni",

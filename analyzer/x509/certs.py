@@ -375,8 +375,9 @@ def _original_serial(der: bytes, cert: x509.Certificate) -> int:
     return cert.serial_number
 
 
-def _mended_extension_fields(der: bytes, error: str) -> dict[str, object]:
-    """Extensions read from a re-encoding without explicit DEFAULT values (which browsers tolerate), else the error."""
+def _mended_extension_fields(der: bytes, error: str, notes: list[str]) -> dict[str, object]:
+    """Extensions read from a re-encoding without explicit DEFAULT values (which browsers tolerate; what was mended
+    goes to notes), else the error."""
     mended = mend_certificate(der)
     if mended is not None:
         try:
@@ -384,7 +385,7 @@ def _mended_extension_fields(der: bytes, error: str) -> dict[str, object]:
         except Exception:
             pass
         else:
-            fields["der_notes"] = tuple(dict.fromkeys(mended[1]))
+            notes += mended[1]
             return fields
     return {"extension_error": error}
 
@@ -459,16 +460,17 @@ def describe_certificate(cert: x509.Certificate, der: bytes) -> CertInfo:
             fields["signature_algorithm"], fields["signature_hash"] = signature_names(cert)
         except Exception:
             fields["signature_algorithm"] = None
+        notes: list[str] = []
         try:
             fields.update(_extension_fields(cert))
         except Exception as exc:
-            fields.update(_mended_extension_fields(der, f"{type(exc).__name__}: {exc}"))
+            fields.update(_mended_extension_fields(der, f"{type(exc).__name__}: {exc}", notes))
         if fields.get("self_issued"):
             fields["self_signed"] = verify_issued(cert, cert, der) == "ok"
         if tbs_bytes(der) != cert.tbs_certificate_bytes:  # loaded from a mended encoding
             mended = mend_certificate(der)
-            notes = tuple(fields.get("der_notes", ())) + tuple(mended[1] if mended else ())  # type: ignore[arg-type]
-            fields["der_notes"] = tuple(dict.fromkeys(notes))
+            notes += mended[1] if mended else []
+        fields["der_notes"] = tuple(dict.fromkeys(notes))
     return CertInfo(sha256=hashlib.sha256(der).hexdigest(), sha1=hashlib.sha1(der).hexdigest(), **fields)  # type: ignore[arg-type]
 
 

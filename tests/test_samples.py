@@ -1,0 +1,74 @@
+"""Every sample's rows against the hand-reviewed tests/expected/samples.csv.
+
+Rows marked `pending` name the work that will make them right (certificate chain validation,
+STARTTLS); for those the row must exist and the analyzer must still be wrong about it, so the
+mark is removed the day it starts being right.
+"""
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+
+import pandas as pd
+import pytest
+
+import analyzer
+from conftest import ROOT, SAMPLES
+
+EXPECTED = ROOT / "tests" / "expected" / "samples.csv"
+CHECKED = ["outcome", "failure_cause", "alert", "alert_sender", "version", "sni"]
+
+
+def _expected() -> dict[str, list[dict[str, str]]]:
+    out: dict[str, list[dict[str, str]]] = defaultdict(list)
+    with open(EXPECTED, newline="") as fh:
+        for row in csv.DictReader(fh):
+            out[row["file"]].append(row)
+    return out
+
+
+EXPECTED_ROWS = _expected()
+
+
+def test_every_sample_is_covered() -> None:
+    captures = {p.name for p in SAMPLES.iterdir() if p.suffix in (".pcap", ".pcapng", ".gz")}
+    assert captures == set(EXPECTED_ROWS), "samples and tests/expected/samples.csv disagree"
+
+
+def _cell(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_ROWS))
+def test_sample_rows(name: str) -> None:
+    result = analyzer.analyze(SAMPLES / name)
+    hs = result.handshakes
+    rows = EXPECTED_ROWS[name]
+    ready = [r for r in rows if not r["pending"] or "issue 3" in r["pending"]]
+    assert len(hs) == len(ready) or any("issue 8" in r["pending"] for r in rows), (
+        f"{len(hs)} rows, expected {len(ready)}"
+    )
+    problems = []
+    for want in rows:
+        got = hs[(hs.client_port == int(want["client_port"])) & (hs.server_port == int(want["server_port"]))]
+        pending = want["pending"]
+        if got.empty:
+            if "issue 8" not in pending:
+                problems.append(f"{want['client_port']}->{want['server_port']}: no row")
+            continue
+        row = got.iloc[0]
+        diffs = [
+            f"{c}: want {want[c]!r} got {_cell(row[c])!r}"
+            for c in CHECKED
+            if not (pending and c in ("alert", "alert_sender")) and want[c] != _cell(row[c])
+        ]
+        if pending:
+            if not diffs:
+                problems.append(f"{want['client_port']}->{want['server_port']}: now right, remove 'pending'")
+        elif diffs:
+            problems.append(f"{want['client_port']}->{want['server_port']} [{want['client']}]: " + "; ".join(diffs))
+        if row.outcome == "failed":
+            assert isinstance(row.failure_detail, str) and len(row.failure_detail) > 20
+            assert row.confidence in ("certain", "inferred")
+    assert not problems, "\n".join(problems)
+    assert isinstance(hs["ts"].dtype, pd.DatetimeTZDtype)
