@@ -11,9 +11,9 @@ from collections import defaultdict
 
 import pandas as pd
 import pytest
+from conftest import ROOT, SAMPLES
 
 import analyzer
-from conftest import ROOT, SAMPLES
 
 EXPECTED = ROOT / "tests" / "expected" / "samples.csv"
 CHECKED = ["outcome", "failure_cause", "alert", "alert_sender", "version", "sni"]
