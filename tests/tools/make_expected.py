@@ -33,8 +33,8 @@ def main() -> None:
             want_outcome, want_cause = conn["intended_outcome"], conn["intended_cause"]
             same = cur is not None and cur.outcome == want_outcome and (cur.failure_cause if isinstance(cur.failure_cause, str) else None) == want_cause
 
-            def val(name: str) -> str:
-                v = None if cur is None else cur[name]
+            def val(name: str, cur: object = cur) -> str:
+                v = None if cur is None else cur[name]  # type: ignore[index]
                 return v if isinstance(v, str) else ""
 
             alert, sender = val("alert"), val("alert_sender")
