@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 
 from analyzer.capture.reader import CaptureReader
+from analyzer.certificates import TrustSettings, judge_certificates
 from analyzer.diagnose.causes import Cause, Confidence
 from analyzer.diagnose.evidence import Evidence
 from analyzer.diagnose.rules import Verdict, classify, failed
@@ -42,8 +43,16 @@ def analyze(
     keylog: PathLike | Iterable[PathLike] | None = None,
     tls_ports: Iterable[int] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    trust_store: str = "default",
+    intermediates: Iterable[PathLike] | None = None,
+    client_ca: Iterable[PathLike] | None = None,
 ) -> AnalysisResult:
     """Analyse one capture or several (rotated files, several sensors) as one.
+
+    Certificates are judged as of each connection's own time against certifi's roots plus
+    ``ca_bundle`` (PEM files), plus the machine's store when ``trust_store="system"``;
+    ``intermediates`` (PEM files) stand in for AIA fetching; ``client_ca`` (PEM files) are the
+    anchors for client certificates.
 
     Never raises on damaged input (see ``result.warnings``); raises CaptureError when a file is
     not a capture at all. ``progress(done_bytes, total_bytes)`` is called between blocks.
@@ -51,13 +60,18 @@ def analyze(
     gc_was_enabled = gc.isenabled()
     gc.disable()  # millions of short-lived acyclic objects: the cyclic collector only costs time here
     try:
-        result = _analyze(paths, tls_ports, progress)
+        trust = TrustSettings(
+            [os.fspath(p) for p in ca_bundle or ()],
+            trust_store == "system",
+            [os.fspath(p) for p in intermediates or ()],
+            [os.fspath(p) for p in client_ca or ()],
+        )
+        if trust_store not in ("default", "system"):
+            raise ValueError(f"trust_store must be 'default' or 'system', not {trust_store!r}")
+        result = _analyze(paths, tls_ports, progress, trust)
     finally:
         if gc_was_enabled:
             gc.enable()
-    # Accepted now so scripts written against the interface keep working; used by later stages.
-    if ca_bundle:
-        result.warnings.append("ca_bundle given: chain validation is not implemented yet, certificates are not judged")
     if keylog:
         result.warnings.append("keylog given: key-log decryption is not implemented yet, encrypted records stay opaque")
     return result
@@ -67,6 +81,7 @@ def _analyze(
     paths: PathLike | Sequence[PathLike],
     tls_ports: Iterable[int] | None,
     progress: Callable[[int, int], None] | None,
+    trust: TrustSettings,
 ) -> AnalysisResult:
     files = [os.fspath(paths)] if isinstance(paths, str | os.PathLike) else [os.fspath(p) for p in paths]
     ports = frozenset(tls_ports) if tls_ports is not None else DEFAULT_TLS_PORTS
@@ -105,6 +120,7 @@ def _analyze(
     end = last_ts or 0
     flows = engine.finish(end)
     evidence = [Evidence(f, end) for f in flows]
+    certs = judge_certificates(flows, evidence, trust, warnings)
     server_versions: dict[tuple[str, int], set[int]] = {}
     for f in flows:
         if f.obs is not None and f.obs.server_hello is not None:
@@ -133,7 +149,9 @@ def _analyze(
             warnings.append(
                 f"connection at frame {flow.first_frame}: could not build its row ({type(exc).__name__}: {exc})"
             )
-    return AnalysisResult(builder.tables(), warnings, files, st.frames, first_ts, last_ts)
+    tables = builder.tables()
+    tables["certificates"] = certs.certificates_table(builder.cert_seen)
+    return AnalysisResult(tables, warnings, files, st.frames, first_ts, last_ts, certs.describe_trust())
 
 
 __all__ = ["Verdict", "analyze"]

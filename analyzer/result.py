@@ -22,7 +22,7 @@ def iso(ns: int | None) -> str:
 
 
 class AnalysisResult:
-    """``handshakes``, ``certificates``, ``alerts``, ``events``: pandas DataFrames (schema.py declares
+    """``handshakes``, ``certificates``, ``chains``, ``alerts``, ``events``: pandas DataFrames (schema.py declares
     every column); ``columns[name]``: the same tables as plain column lists; ``warnings``: what could
     not be read, with file and frame numbers."""
 
@@ -34,6 +34,7 @@ class AnalysisResult:
         packets: int,
         first_ts_ns: int | None,
         last_ts_ns: int | None,
+        trust: dict[str, str] | None = None,
     ) -> None:
         self.columns = columns
         self.warnings = warnings
@@ -41,6 +42,7 @@ class AnalysisResult:
         self.packets = packets
         self.first_ts_ns = first_ts_ns
         self.last_ts_ns = last_ts_ns
+        self.trust = trust or {}  # which anchors the certificate verdicts used
         self._frames: dict[str, pd.DataFrame] = {}
 
     def _frame(self, name: str) -> pd.DataFrame:
@@ -63,6 +65,11 @@ class AnalysisResult:
     @property
     def events(self) -> pd.DataFrame:
         return self._frame("events")
+
+    @property
+    def chains(self) -> pd.DataFrame:
+        """Long table (conn_id, position, cert_sha256, sent_by): join chains without lists in cells."""
+        return self._frame("chains")
 
     @property
     def failures(self) -> pd.DataFrame:

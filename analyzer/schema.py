@@ -59,7 +59,23 @@ HANDSHAKES: tuple[Column, ...] = (
     Column("server_bytes", "Int64", "TCP payload bytes server -> client"),
     Column("first_frame", "Int64", "frame number of the connection's first packet in its capture file"),
     Column("capture_file", "string", "file the connection was first seen in"),
-    Column("notes", "string", "parse problems, gaps, mid-connection start"),
+    Column(
+        "validation_status",
+        "string",
+        "server chain verdict at capture time: ok, expired, not_yet_valid, "
+        "hostname_mismatch, self_signed, untrusted_root, chain_incomplete, weak_key, weak_signature, invalid",
+    ),
+    Column("validation_detail", "string", "the verdict in one sentence, naming the certificate and the evidence"),
+    Column("sni_matches_cert", "boolean", "the SNI (or the server IP when no SNI) is covered by the leaf's names"),
+    Column("days_to_expiry", "Float64", "leaf notAfter minus the connection's time, in days (negative: expired)"),
+    Column("strict_ok", "boolean", "the chain passes cryptography's strict RFC 5280 verifier as well"),
+    Column(
+        "ocsp_status", "string", "stapled OCSP response: good / revoked / unknown / invalid, '(stale)' when out of date"
+    ),
+    Column("client_cert_sha256", "string", "SHA-256 of the client's leaf certificate (mutual TLS, TLS <= 1.2)"),
+    Column("client_validation_status", "string", "the client chain's verdict (against --client-ca when given)"),
+    Column("trust_source", "string", "the trust anchors a verdict used (store and version)"),
+    Column("notes", "string", "parse problems, gaps, mid-connection start, chain warnings"),
 )
 
 ALERTS: tuple[Column, ...] = (
@@ -90,18 +106,48 @@ EVENTS: tuple[Column, ...] = (
 
 CERTIFICATES: tuple[Column, ...] = (
     Column("cert_sha256", "string", "SHA-256 hex of the DER certificate (key)"),
+    Column("cert_sha1", "string", "SHA-1 hex fingerprint (what Wireshark shows)"),
     Column("subject", "string", "subject, RFC 4514"),
+    Column("subject_cn", "string", "subject common name"),
     Column("issuer", "string", "issuer, RFC 4514"),
+    Column("issuer_cn", "string", "issuer common name"),
+    Column("san_dns", "string", "DNS subjectAltNames, comma-separated"),
+    Column("san_ip", "string", "IP subjectAltNames, comma-separated"),
+    Column("serial", "string", "serial number, hex"),
     Column("not_before", TS, "start of validity"),
     Column("not_after", TS, "end of validity"),
-    Column("serial", "string", "serial number, hex"),
+    Column("days_to_expiry", "Float64", "not_after minus the first time the capture saw it, in days"),
+    Column("key_type", "string", "RSA, EC, Ed25519, ..."),
+    Column("key_bits", "Int64", "key size in bits"),
+    Column("curve", "string", "EC curve name"),
+    Column("signature_algorithm", "string", "signature algorithm"),
+    Column("signature_hash", "string", "hash of the signature (sha256, sha1, md5...)"),
+    Column("is_ca", "boolean", "basicConstraints CA flag"),
+    Column("path_length", "Int64", "basicConstraints pathLenConstraint"),
+    Column("key_usage", "string", "keyUsage names, comma-separated (empty: extension absent)"),
+    Column("extended_key_usage", "string", "extendedKeyUsage names, comma-separated (empty: extension absent)"),
+    Column("self_signed", "boolean", "issued by itself and its signature verifies with its own key"),
+    Column("ski", "string", "subjectKeyIdentifier, hex"),
+    Column("aki", "string", "authorityKeyIdentifier, hex"),
+    Column("ocsp_urls", "string", "AIA OCSP responder URLs"),
+    Column("ca_issuers_urls", "string", "AIA caIssuers URLs (where the issuer could be fetched)"),
+    Column("crl_urls", "string", "CRL distribution points"),
+    Column("sct_count", "Int64", "embedded Signed Certificate Timestamps"),
     Column("der_bytes", "Int64", "size of the DER encoding"),
     Column("first_seen", TS, "first time a connection presented it"),
+    Column("last_seen", TS, "last time a connection presented it"),
     Column("connections", "Int64", "connections that presented it"),
-    Column("decode_error", "string", "why the DER could not be decoded, if it could not"),
+    Column("decode_error", "string", "why the DER (or its extensions) could not be decoded"),
 )
 
-TABLES = {"handshakes": HANDSHAKES, "alerts": ALERTS, "events": EVENTS, "certificates": CERTIFICATES}
+CHAINS: tuple[Column, ...] = (
+    Column("conn_id", "string", "connection (joins handshakes)"),
+    Column("position", "Int64", "0 for the leaf, then in the order sent"),
+    Column("cert_sha256", "string", "certificate (joins certificates)"),
+    Column("sent_by", "string", "server / client"),
+)
+
+TABLES = {"handshakes": HANDSHAKES, "alerts": ALERTS, "events": EVENTS, "certificates": CERTIFICATES, "chains": CHAINS}
 
 
 def frame(columns: tuple[Column, ...], data: dict[str, list[object]]) -> pd.DataFrame:

@@ -6,7 +6,6 @@ import base64
 import functools
 import hashlib
 import socket
-import warnings
 from dataclasses import dataclass, field
 
 from analyzer import schema
@@ -107,7 +106,8 @@ class TableBuilder:
     _hs_rows: list[tuple[object, ...]] = field(default_factory=list)
     _al_rows: list[tuple[object, ...]] = field(default_factory=list)
     _ev_rows: list[tuple[object, ...]] = field(default_factory=list)
-    certs: dict[str, tuple[bytes, int, int]] = field(default_factory=dict)  # sha -> (der, first ts, count)
+    _chain_rows: list[tuple[object, ...]] = field(default_factory=list)
+    cert_seen: dict[str, tuple[bytes, int, int, int]] = field(default_factory=dict)  # sha -> (der, first, last, count)
 
     def add(self, flow: Flow, ev: Evidence, verdict: Verdict, rule: str, file_index: int) -> str:
         cid = conn_id(flow)
@@ -115,6 +115,7 @@ class TableBuilder:
         obs = flow.obs
         h: dict[str, object] = {}
         alerts: list[tuple[object, ...]] = []
+        chains: list[tuple[object, ...]] = []
         h["conn_id"] = cid
         h["ts"] = flow.first_ts
         h["client_ip"] = endpoint_ip(flow.key, cd)
@@ -188,15 +189,17 @@ class TableBuilder:
                 tls_cols["cert_request"] = obs.certificate_request is not None if not obs.tls13 else None
                 if obs.client_certificate is not None:
                     tls_cols["client_cert_sent"] = bool(obs.client_certificate.entries)
-            cert = obs.server_certificate
-            if cert is not None:
-                tls_cols["cert_chain_len"] = len(cert.entries)
-                if cert.entries:
-                    leaf = cert.entries[0].der
-                    sha = hashlib.sha256(leaf).hexdigest()
-                    tls_cols["cert_sha256"] = sha
-                    for entry in cert.entries:
-                        self._cert(entry.der, obs.server_certificate_ts or flow.first_ts)
+            seen_at = obs.server_certificate_ts or flow.first_ts
+            for sent_by, cert in (("server", obs.server_certificate), ("client", obs.client_certificate)):
+                if cert is None:
+                    continue
+                for position, entry in enumerate(cert.entries):
+                    sha = self._cert(entry.der, seen_at)
+                    chains.append((cid, position, sha, sent_by))
+                    if position == 0:
+                        tls_cols["cert_sha256" if sent_by == "server" else "client_cert_sha256"] = sha
+                if sent_by == "server":
+                    tls_cols["cert_chain_len"] = len(cert.entries)
             a = ev.first_fatal_alert()
             if verdict.outcome.value == "failed" and a is None and verdict.rule_alert is not None:
                 tls_cols["alert"], tls_cols["alert_sender"] = verdict.rule_alert
@@ -218,6 +221,19 @@ class TableBuilder:
                 )
         for k, v in tls_cols.items():
             h[k] = v
+        v = ev.cert_verdict
+        if v is not None:
+            h["validation_status"] = v.status
+            h["validation_detail"] = v.detail + (f"; {v.strict_detail}" if v.strict_detail else "")
+            h["sni_matches_cert"] = v.sni_matches
+            h["days_to_expiry"] = v.days_to_expiry
+            h["strict_ok"] = v.strict_ok
+            h["trust_source"] = v.anchor_source
+            notes.extend(v.warnings[:3])
+        if ev.ocsp is not None:
+            h["ocsp_status"] = ev.ocsp.status + (" (stale)" if ev.ocsp.stale else "")
+        if ev.client_cert_verdict is not None:
+            h["client_validation_status"] = ev.client_cert_verdict.status
         h["notes"] = "; ".join(notes) or None
         events = [
             (cid, ts, frame, SIDE_NAMES[side], kind, detail or None, (ts - flow.first_ts) / 1e6)
@@ -227,43 +243,30 @@ class TableBuilder:
         self._hs_rows.append(tuple(h.get(name) for name in HANDSHAKE_NAMES))
         self._al_rows.extend(alerts)
         self._ev_rows.extend(events)
+        self._chain_rows.extend(chains)
         return cid
 
     def tables(self) -> dict[str, schema.Columns]:
         """Rows turned into columns in one pass (C speed), in schema order."""
-        out: dict[str, schema.Columns] = {}
-        for name, rows in (("handshakes", self._hs_rows), ("alerts", self._al_rows), ("events", self._ev_rows)):
-            names = [c.name for c in schema.TABLES[name]]
-            cols = list(map(list, zip(*rows, strict=True))) if rows else [[] for _ in names]
-            out[name] = dict(zip(names, cols, strict=True))
-        out["certificates"] = self.certificates()
-        return out
+        tables = (
+            ("handshakes", self._hs_rows),
+            ("alerts", self._al_rows),
+            ("events", self._ev_rows),
+            ("chains", self._chain_rows),
+        )
+        return {name: _columns(schema.TABLES[name], rows) for name, rows in tables}
 
-    def _cert(self, der: bytes, ts: int) -> None:
+    def _cert(self, der: bytes, ts: int) -> str:
         sha = hashlib.sha256(der).hexdigest()
-        old = self.certs.get(sha)
-        self.certs[sha] = (der, min(ts, old[1]) if old else ts, (old[2] if old else 0) + 1)
+        old = self.cert_seen.get(sha)
+        if old is None:
+            self.cert_seen[sha] = (der, ts, ts, 1)
+        else:
+            self.cert_seen[sha] = (der, min(ts, old[1]), max(ts, old[2]), old[3] + 1)
+        return sha
 
-    def certificates(self) -> schema.Columns:
-        from cryptography import x509  # only when there are certificates to describe
 
-        cols = schema.empty(schema.CERTIFICATES)
-        for sha, (der, first, count) in self.certs.items():
-            row: dict[str, object] = dict.fromkeys(cols)
-            row.update(cert_sha256=sha, der_bytes=len(der), first_seen=first, connections=count)
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # e.g. negative serials: still worth showing
-                    cert = x509.load_der_x509_certificate(der)
-                    row.update(
-                        subject=cert.subject.rfc4514_string(),
-                        issuer=cert.issuer.rfc4514_string(),
-                        not_before=int(cert.not_valid_before_utc.timestamp()) * 1_000_000_000,
-                        not_after=int(cert.not_valid_after_utc.timestamp()) * 1_000_000_000,
-                        serial=format(cert.serial_number, "x"),
-                    )
-            except Exception as exc:  # undecodable DER is evidence, not a crash
-                row["decode_error"] = f"{type(exc).__name__}: {exc}"[:200]
-            for k in cols:
-                cols[k].append(row[k])
-        return cols
+def _columns(columns: tuple[schema.Column, ...], rows: list[tuple[object, ...]]) -> schema.Columns:
+    names = [c.name for c in columns]
+    cols = list(map(list, zip(*rows, strict=True))) if rows else [[] for _ in names]
+    return dict(zip(names, cols, strict=True))

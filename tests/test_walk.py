@@ -1,4 +1,5 @@
 """The compiled pcap walk and the pure-Python one give identical results (both paths are supported)."""
+
 from __future__ import annotations
 
 import mmap

@@ -72,9 +72,19 @@ def test_rsa_ed25519_and_ml_dsa_keys() -> None:
     assert (describe(rsa_leaf.der).key_type, describe(rsa_leaf.der).key_bits) == ("RSA", 1024)
     assert describe(rsa_leaf.der).signature_algorithm == "sha256WithRSAEncryption"
     ed = describe(build("ed.example.test", key_kind="ed25519").der)
-    assert (ed.key_type, ed.signature_algorithm, ed.signature_hash, ed.self_signed) == ("Ed25519", "Ed25519", None, True)
+    assert (ed.key_type, ed.signature_algorithm, ed.signature_hash, ed.self_signed) == (
+        "Ed25519",
+        "Ed25519",
+        None,
+        True,
+    )
     ml = describe(build("ml.example.test", key_kind="mldsa44").der)
-    assert (ml.key_type, ml.signature_algorithm, ml.signature_hash, ml.self_signed) == ("ML-DSA-44", "ML-DSA-44", None, True)
+    assert (ml.key_type, ml.signature_algorithm, ml.signature_hash, ml.self_signed) == (
+        "ML-DSA-44",
+        "ML-DSA-44",
+        None,
+        True,
+    )
 
 
 def test_sha1_and_md5_signatures_are_named_and_self_signature_still_checked() -> None:
@@ -99,7 +109,12 @@ def test_negative_serial_is_described_without_warnings() -> None:
 
 
 def test_negative_serial_self_signed_certificate_still_verifies() -> None:
-    raw = resign(build("Neg Root", ca=True, key_kind="rsa", key_label="neg-root").der, key("neg-root", "rsa"), "sha256", serial=b"\x80")
+    raw = resign(
+        build("Neg Root", ca=True, key_kind="rsa", key_label="neg-root").der,
+        key("neg-root", "rsa"),
+        "sha256",
+        serial=b"\x80",
+    )
     info = describe(raw)
     assert info.serial == "-80" and info.self_signed
 

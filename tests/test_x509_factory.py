@@ -158,7 +158,8 @@ def build(
             x509.AuthorityInformationAccess(
                 [
                     x509.AccessDescription(
-                        x509.AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier("http://ocsp.example.test")
+                        x509.AuthorityInformationAccessOID.OCSP,
+                        x509.UniformResourceIdentifier("http://ocsp.example.test"),
                     ),
                     x509.AccessDescription(
                         x509.AuthorityInformationAccessOID.CA_ISSUERS,
@@ -170,7 +171,11 @@ def build(
         )
         builder = builder.add_extension(
             x509.CRLDistributionPoints(
-                [x509.DistributionPoint([x509.UniformResourceIdentifier("http://crl.example.test/ca.crl")], None, None, None)]
+                [
+                    x509.DistributionPoint(
+                        [x509.UniformResourceIdentifier("http://crl.example.test/ca.crl")], None, None, None
+                    )
+                ]
             ),
             critical=False,
         )

@@ -46,7 +46,9 @@ def response(
         revocation_time=revoked_at,
         revocation_reason=reason,
     )
-    builder = builder.responder_id(ocsp.OCSPResponderEncoding.NAME if by_name else ocsp.OCSPResponderEncoding.HASH, signer.cert)
+    builder = builder.responder_id(
+        ocsp.OCSPResponderEncoding.NAME if by_name else ocsp.OCSPResponderEncoding.HASH, signer.cert
+    )
     if include:
         builder = builder.certificates([c.cert for c in include])
     from cryptography.hazmat.primitives.serialization import Encoding
@@ -74,9 +76,7 @@ def test_good_response_with_responder_by_name_and_sha256_cert_id() -> None:
 
 def test_revoked_response() -> None:
     v = judge(
-        response(
-            status=ocsp.OCSPCertStatus.REVOKED, revoked_at=T0 - 12 * DAY, reason=x509.ReasonFlags.key_compromise
-        )
+        response(status=ocsp.OCSPCertStatus.REVOKED, revoked_at=T0 - 12 * DAY, reason=x509.ReasonFlags.key_compromise)
     )
     assert v.status == "revoked" and v.signature_ok is True
     assert v.revocation_time_ns == datetime_to_ns(T0 - 12 * DAY) and v.revocation_reason == "keyCompromise"

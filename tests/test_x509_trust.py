@@ -35,7 +35,11 @@ def test_ca_bundle_is_added_and_named(tmp_path: pathlib.Path) -> None:
     assert warnings == []
     assert trust.label == f"certifi {certifi.__version__} + ca-bundle corp-root.pem"
     v = validate_chain(
-        [pki()["leaf"].der, pki()["inter"].der], at_ns=AT_NS, server_name="api.example.test", server_ip=None, trust=trust
+        [pki()["leaf"].der, pki()["inter"].der],
+        at_ns=AT_NS,
+        server_name="api.example.test",
+        server_ip=None,
+        trust=trust,
     )
     assert v.status == "ok" and v.anchor_source == "ca-bundle corp-root.pem"
 

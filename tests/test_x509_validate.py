@@ -71,7 +71,10 @@ def test_ok_chain() -> None:
 def test_anchor_source_names_the_part_of_the_store_that_holds_the_anchor() -> None:
     p = pki()
     other = build("Other Root", ca=True)
-    trust = TrustStore.with_sources([(other.der, "certifi 2099.1.1"), (p["root"].der, "ca-bundle corp.pem")], "certifi 2099.1.1 + ca-bundle corp.pem")
+    trust = TrustStore.with_sources(
+        [(other.der, "certifi 2099.1.1"), (p["root"].der, "ca-bundle corp.pem")],
+        "certifi 2099.1.1 + ca-bundle corp.pem",
+    )
     v = check([p["leaf"], p["inter"]], trust=trust)
     assert v.status == "ok" and v.anchor_source == "ca-bundle corp.pem"
 
@@ -119,7 +122,9 @@ def test_expired_intermediate() -> None:
 
 def test_prefers_a_valid_copy_of_an_intermediate_over_an_expired_one() -> None:
     p = pki()
-    old = build("Test Issuing CA", issuer=p["root"], ca=True, key_label="key:Test Issuing CA", not_after=T0 - 3 * DAY, serial=7)
+    old = build(
+        "Test Issuing CA", issuer=p["root"], ca=True, key_label="key:Test Issuing CA", not_after=T0 - 3 * DAY, serial=7
+    )
     v = check([p["leaf"], old, p["inter"]])
     assert v.status == "ok", v.detail
     assert any("not on the path" in w for w in v.warnings)
@@ -247,7 +252,10 @@ def test_chain_ending_at_a_ca_whose_root_nobody_has_is_untrusted_root() -> None:
     corp_inter = build("Corp Issuing CA", issuer=corp_root, ca=True)
     v = check([build("api.example.test", issuer=corp_inter), corp_inter])
     assert v.status == "untrusted_root"
-    assert "chain ends at 'CN=Corp Issuing CA', issued by 'CN=Corp Root' which is neither sent nor a trust anchor" in v.detail
+    assert (
+        "chain ends at 'CN=Corp Issuing CA', issued by 'CN=Corp Root' which is neither sent nor a trust anchor"
+        in v.detail
+    )
     assert "--ca-bundle" in v.detail
 
 
@@ -272,7 +280,10 @@ def test_missing_intermediate_found_in_the_intermediates_pool() -> None:
     assert len(v.path) == 3 and v.anchor == "CN=Test Root"
     other_pool = CertPool.build([(build("Unrelated CA", ca=True).der, "x")], "intermediates other.pem")
     v = check([p["leaf"]], intermediates=other_pool)
-    assert "neither the trust store (test-store) nor the --intermediates bundle (intermediates other.pem) has it" in v.detail
+    assert (
+        "neither the trust store (test-store) nor the --intermediates bundle (intermediates other.pem) has it"
+        in v.detail
+    )
 
 
 def test_wrong_intermediate_with_the_right_name_but_another_key() -> None:
@@ -286,7 +297,9 @@ def test_wrong_intermediate_with_the_right_name_but_another_key() -> None:
 def test_cross_signed_copy_of_an_anchor_ends_the_path_at_the_anchor() -> None:
     p = pki()
     old_root = build("Legacy Root", ca=True)
-    cross = build("Test Root", issuer=old_root, ca=True, key_label="key:Test Root")  # same subject and key as the anchor
+    cross = build(
+        "Test Root", issuer=old_root, ca=True, key_label="key:Test Root"
+    )  # same subject and key as the anchor
     v = check([p["leaf"], p["inter"], cross])
     assert v.status == "ok", v.detail
     assert v.path[-1] == describe(p["root"].der).sha256
@@ -317,7 +330,9 @@ def test_unneeded_certificate_is_a_warning() -> None:
     stray = build("Stray CA", ca=True)
     v = check([p["leaf"], p["inter"], stray])
     assert v.status == "ok"
-    assert v.warnings == ("the server sent 'CN=Stray CA' (certificate #3) which is not on the path to the trust anchor (unneeded)",)
+    assert v.warnings == (
+        "the server sent 'CN=Stray CA' (certificate #3) which is not on the path to the trust anchor (unneeded)",
+    )
 
 
 def test_leaf_with_ca_true_is_a_warning_not_a_defect() -> None:
@@ -381,7 +396,10 @@ def test_issuer_that_is_not_a_ca() -> None:
     not_ca = build("Leaf Acting As CA", issuer=p["inter"], san_dns=("x.example.test",))
     v = check([build("api.example.test", issuer=not_ca), not_ca, p["inter"]])
     assert v.status == "invalid"
-    assert "'CN=Leaf Acting As CA' issued the leaf (CN=api.example.test) but is not a CA (basicConstraints CA:FALSE)" in v.detail
+    assert (
+        "'CN=Leaf Acting As CA' issued the leaf (CN=api.example.test) but is not a CA (basicConstraints CA:FALSE)"
+        in v.detail
+    )
 
 
 def test_path_length_exceeded() -> None:
@@ -476,7 +494,9 @@ def test_strict_verifier_rejects_a_leaf_without_aki_that_we_accept() -> None:
     v = check([leaf_under_inter(aki=False), pki()["inter"]])
     assert v.status == "ok" and v.strict_ok is False
     assert v.strict_detail is not None
-    assert v.strict_detail.startswith("fails the strict RFC 5280 profile") and v.strict_detail.endswith("browsers likely accept")
+    assert v.strict_detail.startswith("fails the strict RFC 5280 profile") and v.strict_detail.endswith(
+        "browsers likely accept"
+    )
     assert "2.5.29.35" in v.strict_detail  # authorityKeyIdentifier
 
 
@@ -504,7 +524,11 @@ def test_strict_verifier_accepts_a_weak_key_we_flag() -> None:
 
 def test_strict_verifier_agreeing_failure_is_reported_as_also() -> None:
     v = check([leaf_under_inter(not_after=T0 - 57 * DAY), pki()["inter"]])
-    assert v.strict_ok is False and v.strict_detail and v.strict_detail.startswith("the strict RFC 5280 profile (cryptography) also rejects it")
+    assert (
+        v.strict_ok is False
+        and v.strict_detail
+        and v.strict_detail.startswith("the strict RFC 5280 profile (cryptography) also rejects it")
+    )
 
 
 def test_strict_verifier_for_client_certificates() -> None:
@@ -533,7 +557,9 @@ CONN2_NS = 1417039705_853003000
 
 def test_real_complete_chain_is_ok() -> None:
     chain = [real("valid-sfig2-leaf.der"), real("starfield-secure-ca-g2.der"), real("starfield-root-g2-serial0.der")]
-    v = validate_chain(chain, at_ns=CONN2_NS, server_name="valid.sfig2.catest.starfieldtech.com", server_ip=None, trust=STARFIELD)
+    v = validate_chain(
+        chain, at_ns=CONN2_NS, server_name="valid.sfig2.catest.starfieldtech.com", server_ip=None, trust=STARFIELD
+    )
     assert v.status == "ok", v.detail
     assert v.strict_ok is True
     assert any("trust anchor 'CN=Starfield Root Certificate Authority - G2' itself" in w for w in v.warnings)
@@ -545,7 +571,9 @@ def test_real_missing_intermediate() -> None:
     assert v.status == "chain_incomplete"
     assert "'CN=Starfield Secure Certificate Authority - G2' that issued the leaf (CN=www.cviis.org)" in v.detail
     pool = CertPool.build([(real("starfield-secure-ca-g2.der"), "intermediates g2.pem")], "intermediates g2.pem")
-    v = validate_chain([leaf], at_ns=CONN1_NS, server_name="www.cviis.org", server_ip=None, trust=STARFIELD, intermediates=pool)
+    v = validate_chain(
+        [leaf], at_ns=CONN1_NS, server_name="www.cviis.org", server_ip=None, trust=STARFIELD, intermediates=pool
+    )
     assert v.status == "chain_incomplete" and "the --intermediates bundle has it" in v.detail
     assert v.anchor is not None and "Starfield Root" in v.anchor
     assert any("cA FALSE explicitly" in w for w in v.warnings)

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from analyzer.tcp.flow import Flow
 from analyzer.tls.messages import printable
 from analyzer.tls.observer import CLIENT, FINISHED_MIN, SERVER, AlertSeen, RecordSeen, TlsObserver
 from analyzer.tls.records import CT_APPDATA, looks_like_tls
+
+if TYPE_CHECKING:
+    from analyzer.x509.ocsp import OcspVerdict
+    from analyzer.x509.validate import ChainVerdict
 
 
 def ms(ns: int) -> str:
@@ -30,6 +35,13 @@ class Evidence:
     capture_end_ns: int
     server_speaks_tls_elsewhere: bool = False
     server_versions: frozenset[int] = frozenset()  # versions this server endpoint negotiated in other connections
+    cert_verdict: ChainVerdict | None = None  # the server chain this connection carried, judged at its time
+    ocsp: OcspVerdict | None = None  # the stapled OCSP response, checked
+    client_cert_verdict: ChainVerdict | None = None
+    store_current: bool = True  # the trust store is recent enough for this capture (roots get removed over time)
+    peer_verdict: tuple[str, ChainVerdict, OcspVerdict | None] | None = (
+        None  # the same server's visible chain elsewhere
+    )
 
     # ------------------------------------------------------------------ TCP, by side
     def _by_side(self, pair: list[tuple[int, int] | None], side: int) -> tuple[int, int] | None:

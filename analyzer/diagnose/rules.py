@@ -73,6 +73,79 @@ SERVER_CLIENT_CERT_ALERTS = {
 }
 
 
+# Which chain defects a client's certificate alert can be naming (stacks differ: design.md §3).
+ALERT_DEFECTS: dict[str, tuple[str, ...]] = {
+    "certificate_expired": ("expired", "not_yet_valid"),
+    "certificate_revoked": ("revoked",),
+    "unknown_ca": ("untrusted_root", "self_signed", "chain_incomplete"),
+    "insufficient_security": ("weak_key", "weak_signature"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CertFinding:
+    cause: Cause
+    detail: str
+    source: str | None  # None: this connection's own chain; else the conn_id it was seen in
+
+
+# Defects whose truth depends on which roots the store holds today; roots are removed over the years, so
+# for a capture much older than the store they are weak evidence unless the client's alert confirms them.
+STORE_DEPENDENT = ("untrusted_root", "chain_incomplete")
+# Defects that only some stacks, in some years, refuse (RSA-1024: Debian's OpenSSL yes, node/Java/Go no;
+# SHA-1 was everywhere in 2014): a silent close is not enough to blame them, an alert is.
+POLICY_DEPENDENT = ("weak_key", "weak_signature")
+
+
+def cert_finding(ev: Evidence, alert: str | None = None, confirmed: bool = False) -> CertFinding | None:
+    """The certificate problem behind a rejection: this connection's chain, else the same server's chain
+    seen in another connection; a stapled revoked OCSP response counts. None when the chain is fine or unseen.
+
+    ``confirmed``: the client sent a certificate alert. Without one (a silent close), only defects that
+    do not depend on guesswork count: no hostname verdict without an SNI, no store-dependent verdict for
+    a capture much older than the trust store."""
+    from analyzer.x509.validate import CAUSE_BY_STATUS
+
+    if ev.cert_verdict is not None:
+        verdict, ocsp, source = ev.cert_verdict, ev.ocsp, None
+    elif ev.peer_verdict is not None:
+        source, verdict, ocsp = ev.peer_verdict
+    else:
+        return None
+    if ocsp is not None and ocsp.status == "revoked":
+        return CertFinding(Cause.CERT_REVOKED, ocsp.detail, source)
+    if verdict.status == "ok":
+        return None
+    sni = ev.obs.client_hello.sni if ev.obs is not None and ev.obs.client_hello is not None else None
+    usable = [
+        d
+        for d in verdict.defects
+        if confirmed
+        or not (
+            (d.code == "hostname_mismatch" and sni is None)
+            or (d.code in STORE_DEPENDENT and not ev.store_current)
+            or d.code in POLICY_DEPENDENT
+        )
+    ]
+    if not usable:
+        return None
+    chosen = (
+        usable[0]
+        if verdict.status not in {d.code for d in usable}
+        else next(d for d in usable if d.code == verdict.status)
+    )
+    for defect in usable:  # the defect the client's alert names, when the chain has it
+        if defect.code in ALERT_DEFECTS.get(alert or "", ()):
+            chosen = defect
+            break
+    detail = verdict.detail if chosen.code == verdict.status else chosen.detail
+    return CertFinding(CAUSE_BY_STATUS[chosen.code], detail, source)
+
+
+def _from(f: CertFinding) -> str:
+    return "" if f.source is None else f"the same server's certificate, seen in connection {f.source}: "
+
+
 def _port(ev: Evidence) -> str:
     return f"port {ev.server_port}"
 
@@ -258,10 +331,22 @@ def client_alert(ev: Evidence) -> Verdict | None:
         if ref
         else ""
     )
-    cause = CLIENT_NEGOTIATION_ALERTS.get(a.name) or CLIENT_CERT_ALERTS.get(a.name)
-    if cause is None:
-        cause = Cause.OTHER
-    return failed(cause, _alert_text(a, "client") + when)
+    said = _alert_text(a, "client") + when
+    if a.name in CLIENT_CERT_ALERTS:
+        found = cert_finding(ev, a.name, confirmed=True)
+        if found is not None:
+            conf = Confidence.CERTAIN if found.source is None else Confidence.INFERRED
+            return failed(found.cause, f"{_from(found)}{found.detail}; the {said} confirms it", conf)
+        if ev.cert_verdict is not None:  # the chain validates for us: the client's roots or policy differ
+            cause = CLIENT_CERT_ALERTS[a.name]
+            return failed(
+                cause,
+                f"{said}, yet the chain validates against {ev.cert_verdict.anchor_source or 'our anchors'}: the client "
+                "trusts a different set of roots (or pins, or applies its own policy)",
+                Confidence.INFERRED,
+            )
+    cause = CLIENT_NEGOTIATION_ALERTS.get(a.name) or CLIENT_CERT_ALERTS.get(a.name) or Cause.OTHER
+    return failed(cause, said)
 
 
 def server_alert_late(ev: Evidence) -> Verdict | None:
@@ -295,6 +380,15 @@ def encrypted_client_alert(ev: Evidence) -> Verdict | None:
         return None
     close = ev.close(CLIENT)
     tail = f", then {close[2]}" if close else ""
+    found = cert_finding(ev)
+    if found is not None:
+        return failed(
+            found.cause,
+            f"client answered the server's encrypted flight with a lone {rec.length}-byte encrypted record (an alert) "
+            f"{ms(rec.ts_ns - server_flight)} later (frame {rec.frame}){tail}; {_from(found)}{found.detail}",
+            Confidence.INFERRED,
+            ("encrypted", "client"),
+        )
     return failed(
         Cause.CERT_REJECTED_UNKNOWN,
         f"client answered the server's encrypted flight with a lone {rec.length}-byte encrypted record (an alert) "
@@ -374,6 +468,48 @@ def _tls13_server_rejection(ev: Evidence, frame: int, flight_start: int) -> Verd
 # ---------------------------------------------------------------------------- completion
 
 
+def _shutdown(ev: Evidence, side: int) -> tuple[int, int, str] | None:
+    """When ``side`` began closing after the handshake: its first alert record (close_notify or
+    fatal, clear or encrypted; in TLS 1.3 a record too small to be data) or its FIN/RST."""
+    obs = ev.obs
+    assert obs is not None
+    marks: list[tuple[int, int, str]] = []
+    close = ev.close(side)
+    if close is not None:
+        marks.append(close)
+    for a in obs.alerts:
+        if a.side == side:
+            marks.append((a.ts_ns, a.frame, "an alert"))
+            break
+    first_app = obs.first_app_ts[side]
+    if obs.tls13 and first_app is not None and obs.app_max[side] < FINISHED_MIN:
+        frame = next((r.frame for r in obs.records if r.side == side and r.ts_ns == first_app), 0)
+        marks.append((first_app, frame, "an encrypted alert"))
+    return min(marks) if marks else None
+
+
+def closed_without_data(ev: Evidence) -> Verdict | None:
+    """The client finished the handshake, sent no application data and began closing first, and the
+    certificate is bad: it checked the certificate after the handshake (curl's hostname check, node)."""
+    obs = ev.obs
+    if obs is None or not obs.established or obs.app_max[CLIENT] >= FINISHED_MIN:
+        return None  # an application-data record bigger than an (encrypted) alert: the client was content
+    cend, send = _shutdown(ev, CLIENT), _shutdown(ev, SERVER)
+    if cend is None or (send is not None and send[0] < cend[0]):
+        return None
+    found = cert_finding(ev)
+    if found is None:
+        return None
+    done = obs.finished_ts[CLIENT] or cend[0]
+    return failed(
+        found.cause,
+        f"client completed the handshake, sent no application data and closed with {cend[2]} "
+        f"{ms(cend[0] - done)} later (frame {cend[1]}), as clients that check the certificate after the "
+        f"handshake do; {_from(found)}{found.detail}",
+        Confidence.INFERRED,
+    )
+
+
 def established(ev: Evidence) -> Verdict | None:
     obs = ev.obs
     if obs is None:
@@ -396,6 +532,14 @@ def aborted(ev: Evidence) -> Verdict | None:
     if not client_done and cclose and (sclose is None or cclose[0] <= sclose[0]):
         ref = obs.finished_ts[SERVER] or obs.server_hello_done_ts or obs.server_certificate_ts or obs.server_hello_ts
         assert ref is not None
+        found = cert_finding(ev)
+        if found is not None:
+            return failed(
+                found.cause,
+                f"client closed with {cclose[2]} {ms(cclose[0] - ref)} after the server's flight without an alert "
+                f"(frame {cclose[1]}); {_from(found)}{found.detail}",
+                Confidence.INFERRED,
+            )
         return failed(
             Cause.CLIENT_ABORTED,
             f"client closed with {cclose[2]} {ms(cclose[0] - ref)} after the server's flight without an alert (frame {cclose[1]}): application policy, pinning, or a certificate problem the client did not report",
@@ -445,6 +589,7 @@ RULES: tuple[tuple[str, Callable[[Evidence], Verdict | None]], ...] = (
     ("server_alert_late", server_alert_late),
     ("encrypted_client_alert", encrypted_client_alert),
     ("encrypted_server_alert", encrypted_server_alert),
+    ("closed_without_data", closed_without_data),
     ("established", established),
     ("aborted", aborted),
     ("gap_or_end", gap_or_end),

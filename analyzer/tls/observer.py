@@ -27,6 +27,7 @@ MAX_RECORD_LOG = 256  # records remembered per connection (handshake phase only)
 # The smallest encrypted TLS 1.3 Finished: 4-byte header + 32-byte verify_data + content type + 16-byte tag.
 # A smaller record on its own is not a Finished: an encrypted alert is 19 bytes (Java pads it to 35).
 FINISHED_MIN = 53
+FINISHED_MAX = 100  # SHA-384 Finished is 69 bytes encrypted; padding aside, anything much bigger carries a certificate
 APPDATA_RECORDS_AFTER_HANDSHAKE = 64  # stop deep parsing after this many records once established
 
 # Zeek's ssl_history letters (upper case: client, lower case: server)
@@ -127,6 +128,8 @@ class TlsObserver:
         self.encrypted_records = [0, 0]  # handshake-phase encrypted records (TLS 1.3 flights)
         self.first_bytes: list[bytes] = [b"", b""]
         self.records_after_established = 0
+        self._flight_rest = 0  # TLS 1.3: records of the client's flight still to come (CertificateVerify, Finished)
+        self.app_max = [0, 0]  # largest application-data record per side: alerts are small, data usually is not
         self.client_flight_records = 0  # TLS 1.3: client records after the server's encrypted flight
         self.client_flight_ts: int | None = None  # TLS 1.3: when the client's second flight began
         self.tls13 = False  # set once the ServerHello selects TLS 1.3 (or a draft of it)
@@ -238,17 +241,24 @@ class TlsObserver:
                 if self.client_flight_ts is None:
                     self.client_flight_ts = ts
                 if rec.length >= FINISHED_MIN or self.client_flight_records > 1:
-                    # the client's second flight: a Finished (maybe after a small empty Certificate), not a lone alert
+                    # the client's second flight: a Finished (maybe after a small empty Certificate), not a lone alert;
+                    # a first record too big for a Finished is a client certificate: CertificateVerify and Finished follow
+                    self._flight_rest = 2 if rec.length > FINISHED_MAX else 0
                     self.finished_ts[CLIENT] = ts
                     self.finished_frame[CLIENT] = frame
                     self._hist(side, "F")
-                    self.events.append((ts, frame, side, "finished", f"encrypted flight, first record {rec.length} bytes"))
+                    self.events.append(
+                        (ts, frame, side, "finished", f"encrypted flight, first record {rec.length} bytes")
+                    )
                 return
             # a server record after the client's flight began (an alert, tickets, data): counted below
-        if self.tls13 and side == CLIENT and frame == self.finished_frame[CLIENT]:
+        if self.tls13 and side == CLIENT and self._flight_rest:
+            self._flight_rest -= 1
             return  # the rest of the client's second flight
         self.app_records[side] += 1
         self.app_bytes[side] += rec.length
+        if rec.length > self.app_max[side]:
+            self.app_max[side] = rec.length
         if self.first_app_ts[side] is None:
             self.first_app_ts[side] = ts
             self._hist(side, "D")

@@ -327,7 +327,11 @@ def _extension_fields(cert: x509.Certificate) -> dict[str, object]:
         elif isinstance(value, x509.KeyUsage):
             names = [label for attr, label in _KU_FIELDS if getattr(value, attr)]
             if value.key_agreement:
-                names += [label for attr, label in (("encipher_only", "encipherOnly"), ("decipher_only", "decipherOnly")) if getattr(value, attr)]
+                names += [
+                    label
+                    for attr, label in (("encipher_only", "encipherOnly"), ("decipher_only", "decipherOnly"))
+                    if getattr(value, attr)
+                ]
             out["key_usage"] = tuple(names)
         elif isinstance(value, x509.ExtendedKeyUsage):
             out["extended_key_usage"] = tuple(EKU_NAMES.get(o.dotted_string, oid_name(o)) for o in value)

@@ -54,7 +54,9 @@ def check_stapled(response_der: bytes, leaf_der: bytes, issuer_der: bytes | None
         with quiet():
             return _check(bytes(response_der), bytes(leaf_der), issuer_der, at_ns)
     except Exception as exc:  # pragma: no cover - _check guards each step; this is the never-raise backstop
-        return OcspVerdict("invalid", detail=f"the stapled OCSP response could not be checked: {type(exc).__name__}: {exc}")
+        return OcspVerdict(
+            "invalid", detail=f"the stapled OCSP response could not be checked: {type(exc).__name__}: {exc}"
+        )
 
 
 def _check(response_der: bytes, leaf_der: bytes, issuer_der: bytes | None, at_ns: int) -> OcspVerdict:
@@ -106,7 +108,9 @@ def _check(response_der: bytes, leaf_der: bytes, issuer_der: bytes | None, at_ns
         produced = None
     stale = (next_update is not None and at_ns > next_update) or at_ns < this_update
 
-    signature_ok, responder, signer_note = _signature(response, issuer, at_ns, signed_tbs or response.tbs_response_bytes)
+    signature_ok, responder, signer_note = _signature(
+        response, issuer, at_ns, signed_tbs or response.tbs_response_bytes
+    )
 
     serial = f"{single.serial_number:x}"
     if status == "revoked":
@@ -122,9 +126,13 @@ def _check(response_der: bytes, leaf_der: bytes, issuer_der: bytes | None, at_ns
     parts = [f"the stapled OCSP response {said}"]
     if stale:
         if next_update is not None and at_ns > next_update:
-            parts.append(f"it is stale: nextUpdate {iso(next_update)} was {span(at_ns - next_update)} before the capture")
+            parts.append(
+                f"it is stale: nextUpdate {iso(next_update)} was {span(at_ns - next_update)} before the capture"
+            )
         else:
-            parts.append(f"it is not yet current: thisUpdate {iso(this_update)} is {span(this_update - at_ns)} after the capture")
+            parts.append(
+                f"it is not yet current: thisUpdate {iso(this_update)} is {span(this_update - at_ns)} after the capture"
+            )
     parts.append(signer_note)
     if signature_ok is False:
         status = "invalid"
@@ -210,33 +218,57 @@ def _signature(
     if issuer is not None and (_identifies(response, issuer) or not included):
         if _signed_by(response, issuer, tbs):
             return True, "issuer", f"signed by the issuer '{_label(issuer)}'"
-        return False, "issuer", f"its signature does not verify with the issuer '{_label(issuer)}''s key: clients reject the staple"
+        return (
+            False,
+            "issuer",
+            f"its signature does not verify with the issuer '{_label(issuer)}''s key: clients reject the staple",
+        )
     ordered = sorted(included, key=lambda c: not _identifies(response, c))
     for delegate in ordered:
         if not _signed_by(response, delegate, tbs):
             continue
         name = _label(delegate)
         if issuer is None:
-            return None, name, f"signed by the responder certificate '{name}', which cannot be checked without the issuer"
+            return (
+                None,
+                name,
+                f"signed by the responder certificate '{name}', which cannot be checked without the issuer",
+            )
         if verify_issued(delegate, issuer) != "ok":
-            return False, name, f"signed by '{name}', which the issuer '{_label(issuer)}' did not issue: clients reject the staple"
+            return (
+                False,
+                name,
+                f"signed by '{name}', which the issuer '{_label(issuer)}' did not issue: clients reject the staple",
+            )
         try:
             usages = delegate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
             authorised = ExtendedKeyUsageOID.OCSP_SIGNING in usages
         except Exception:
             authorised = False
         if not authorised:
-            return False, name, f"signed by '{name}', which lacks the OCSPSigning extended key usage: clients reject the staple"
+            return (
+                False,
+                name,
+                f"signed by '{name}', which lacks the OCSPSigning extended key usage: clients reject the staple",
+            )
         try:
             start = datetime_to_ns(delegate.not_valid_before_utc)
             end = datetime_to_ns(delegate.not_valid_after_utc)
         except Exception:
             start, end = at_ns, at_ns
         if not start <= at_ns <= end:
-            return False, name, f"signed by the responder certificate '{name}', which was not valid at the capture time ({iso(start)} to {iso(end)})"
+            return (
+                False,
+                name,
+                f"signed by the responder certificate '{name}', which was not valid at the capture time ({iso(start)} to {iso(end)})",
+            )
         return True, name, f"signed by the delegated responder '{name}' of the issuer '{_label(issuer)}'"
     if issuer is not None and _signed_by(response, issuer, tbs):
         return True, "issuer", f"signed by the issuer '{_label(issuer)}'"
     if issuer is None:
         return None, None, "the signer cannot be checked without the issuer certificate"
-    return False, None, "its signature verifies with neither the issuer's key nor an included responder certificate: clients reject the staple"
+    return (
+        False,
+        None,
+        "its signature verifies with neither the issuer's key nor an included responder certificate: clients reject the staple",
+    )

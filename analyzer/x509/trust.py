@@ -39,7 +39,9 @@ def spki(cert: x509.Certificate) -> bytes:
     """The subjectPublicKeyInfo DER, or b'' when the library cannot load the key."""
     with quiet():
         try:
-            return cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+            return cert.public_key().public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
         except Exception:
             return b""
 

@@ -189,7 +189,9 @@ def validate_chain(
 ) -> ChainVerdict:
     """Judge a presented chain (chain[0] = leaf, the rest in any order) as of at_ns against `trust`."""
     if not chain:
-        defect = Defect("invalid", None, "", "the peer sent an empty Certificate message (no certificate at all)", "empty")
+        defect = Defect(
+            "invalid", None, "", "the peer sent an empty Certificate message (no certificate at all)", "empty"
+        )
         return ChainVerdict(status="invalid", detail=defect.detail, defects=(defect,), anchor_source=trust.label)
     with quiet():
         return _validate(chain, at_ns, server_name, server_ip, trust, intermediates, purpose)
@@ -221,7 +223,13 @@ def _validate(
         except Exception as exc:
             who = "the leaf" if index == 0 else f"certificate #{index + 1} of the flight"
             defects.append(
-                Defect("invalid", 0 if index == 0 else None, sha, f"{who} (sha256 {sha[:16]}) cannot be decoded: {exc}", "undecodable")
+                Defect(
+                    "invalid",
+                    0 if index == 0 else None,
+                    sha,
+                    f"{who} (sha256 {sha[:16]}) cannot be decoded: {exc}",
+                    "undecodable",
+                )
             )
             continue
         presented.append(_Cert(der, cert, describe(der), "server", index, "server"))
@@ -277,7 +285,9 @@ def _verdict(
     anchor: _Cert | None,
     days: float | None,
 ) -> ChainVerdict:
-    ordered = sorted(defects, key=lambda d: (_RANK.get(d.kind, len(_RANK)), d.position if d.position is not None else 99))
+    ordered = sorted(
+        defects, key=lambda d: (_RANK.get(d.kind, len(_RANK)), d.position if d.position is not None else 99)
+    )
     if ordered:
         status = ordered[0].code
         others = []
@@ -442,9 +452,7 @@ def _trust_defects(path: _Path, trust: TrustStore, intermediates: CertPool | Non
     last = nodes[-1]
     if path.end == "untrusted_root":
         same_name = [i for i in trust.subjects_named(last.cert.subject)]
-        hint = (
-            f"; the store has a '{last.info.label}' but with a different key" if same_name else ""
-        )
+        hint = f"; the store has a '{last.info.label}' but with a different key" if same_name else ""
         if len(nodes) == 1:
             out.append(
                 Defect(
@@ -647,7 +655,13 @@ def _extension_defects(path: _Path, purpose: Literal["server", "client"]) -> lis
         is_anchor = position == last and path.end == "anchor"
         if info.extension_error:
             out.append(
-                Defect("invalid", position, info.sha256, f"{role} has extensions that cannot be decoded: {info.extension_error}", "bad_extensions")
+                Defect(
+                    "invalid",
+                    position,
+                    info.sha256,
+                    f"{role} has extensions that cannot be decoded: {info.extension_error}",
+                    "bad_extensions",
+                )
             )
         if position > 0:
             child = _issued_what(path, position)
@@ -721,7 +735,9 @@ def _warnings(path: _Path, presented: list[_Cert], chain: Sequence[bytes], searc
                 )
     indexes = [sent_for[p] for p in sorted(sent_for)]
     if indexes != sorted(indexes):
-        order = ", ".join(f"'{c.info.label}'" for c in sorted(presented, key=lambda c: c.chain_index or 0) if c.chain_index in used)
+        order = ", ".join(
+            f"'{c.info.label}'" for c in sorted(presented, key=lambda c: c.chain_index or 0) if c.chain_index in used
+        )
         out.append(
             f"the server sent the chain out of order ({order}); TLS 1.2 requires each certificate to be followed by "
             "its issuer, though most clients reorder"
@@ -745,7 +761,9 @@ def _warnings(path: _Path, presented: list[_Cert], chain: Sequence[bytes], searc
 
 
 def _twin(sent: _Cert, anchor: _Cert) -> bool:
-    return sent.info.sha256 == anchor.info.sha256 or (sent.info.subject == anchor.info.subject and _same_key(sent, anchor))
+    return sent.info.sha256 == anchor.info.sha256 or (
+        sent.info.subject == anchor.info.subject and _same_key(sent, anchor)
+    )
 
 
 def _ok_detail(path: _Path, at_ns: int) -> str:

@@ -1,6 +1,7 @@
 """Draft tests/expected/samples.csv from samples/manifest.json (what each peer did and the intended
 outcome) beside what the analyzer says now. A person reviews every row before committing it:
 rows where the two differ get a `pending` note naming what is missing, never a silent copy."""
+
 from __future__ import annotations
 
 import csv
@@ -11,7 +12,20 @@ import sys
 import analyzer
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-FIELDS = ["file", "client_port", "server_port", "outcome", "failure_cause", "alert", "alert_sender", "version", "sni", "client", "pending"]
+PKI_ROOT = ROOT / "samples" / "gen" / "pki" / "root.pem"  # the samples' private root: their clients trusted it
+FIELDS = [
+    "file",
+    "client_port",
+    "server_port",
+    "outcome",
+    "failure_cause",
+    "alert",
+    "alert_sender",
+    "version",
+    "sni",
+    "client",
+    "pending",
+]
 
 
 def pending_reason(conn: dict[str, object], cause: str | None) -> str:
@@ -26,26 +40,37 @@ def main() -> None:
     manifest = json.loads((ROOT / "samples" / "manifest.json").read_text())
     rows = []
     for sample in manifest:
-        hs = analyzer.analyze(ROOT / "samples" / sample["file"]).handshakes
+        hs = analyzer.analyze(ROOT / "samples" / sample["file"], ca_bundle=[PKI_ROOT]).handshakes
         for conn in sample["connections"]:
             got = hs[(hs.client_port == conn["client_port"]) & (hs.server_port == conn["server_port"])]
             cur = got.iloc[0] if len(got) else None
             want_outcome, want_cause = conn["intended_outcome"], conn["intended_cause"]
-            same = cur is not None and cur.outcome == want_outcome and (cur.failure_cause if isinstance(cur.failure_cause, str) else None) == want_cause
+            same = (
+                cur is not None
+                and cur.outcome == want_outcome
+                and (cur.failure_cause if isinstance(cur.failure_cause, str) else None) == want_cause
+            )
 
             def val(name: str, cur: object = cur) -> str:
                 v = None if cur is None else cur[name]  # type: ignore[index]
                 return v if isinstance(v, str) else ""
 
             alert, sender = val("alert"), val("alert_sender")
-            if not same and want_cause and want_cause.startswith("cert_"):
-                alert = sender = ""  # decided when the pending work lands
-            rows.append({
-                "file": sample["file"], "client_port": conn["client_port"], "server_port": conn["server_port"],
-                "outcome": want_outcome, "failure_cause": want_cause or "", "alert": alert, "alert_sender": sender,
-                "version": val("version"), "sni": val("sni"), "client": conn["client"],
-                "pending": "" if same else pending_reason(conn, want_cause),
-            })
+            rows.append(
+                {
+                    "file": sample["file"],
+                    "client_port": conn["client_port"],
+                    "server_port": conn["server_port"],
+                    "outcome": want_outcome,
+                    "failure_cause": want_cause or "",
+                    "alert": alert,
+                    "alert_sender": sender,
+                    "version": val("version"),
+                    "sni": val("sni"),
+                    "client": conn["client"],
+                    "pending": "" if same else pending_reason(conn, want_cause),
+                }
+            )
     out = ROOT / "tests" / "expected" / "samples.csv"
     with open(out, "w", newline="") as fh:
         w = csv.DictWriter(fh, FIELDS, lineterminator="\n")

@@ -1,0 +1,193 @@
+"""The certificate stage: load trust, judge every presented chain as of its own connection's time,
+share verdicts between connections to the same server, and describe each distinct certificate."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from analyzer import schema
+from analyzer.diagnose.evidence import Evidence
+from analyzer.tables import conn_id, endpoint_ip
+from analyzer.tcp.flow import Flow
+
+if TYPE_CHECKING:
+    from analyzer.x509.judge import Judge
+    from analyzer.x509.ocsp import OcspVerdict
+    from analyzer.x509.validate import ChainVerdict
+
+NS_PER_DAY = 86_400 * 10**9
+TS_MAX = (1 << 63) - 1  # year-9999 certificates do not fit datetime64[ns]: shown as NaT
+
+
+@dataclass(frozen=True, slots=True)
+class TrustSettings:
+    ca_bundle: list[str] = field(default_factory=list)
+    system: bool = False
+    intermediates: list[str] = field(default_factory=list)
+    client_ca: list[str] = field(default_factory=list)
+
+
+ServerKey = tuple[str, int, str | None]  # server address, port, SNI
+
+
+@dataclass(slots=True)
+class CertStage:
+    judge: Judge | None = None
+    trust_label: str = "not loaded (no certificates in the capture)"
+
+    def describe_trust(self) -> dict[str, str]:
+        return {"trust": self.trust_label}
+
+    def certificates_table(self, seen: dict[str, tuple[bytes, int, int, int]]) -> schema.Columns:
+        """One row per distinct certificate: its facts and where the capture saw it."""
+        cols = schema.empty(schema.CERTIFICATES)
+        if not seen:
+            return cols
+        from analyzer.x509.certs import describe
+
+        for sha, (der, first, last, count) in seen.items():
+            info = describe(der)
+            row: dict[str, object] = {c: getattr(info, c, None) for c in cols}
+            row.update(
+                cert_sha256=sha,
+                cert_sha1=info.sha1,
+                der_bytes=len(der),
+                first_seen=first,
+                last_seen=last,
+                connections=count,
+                not_before=_ts(info.not_before_ns),
+                not_after=_ts(info.not_after_ns),
+                san_dns=",".join(info.san_dns) or None,
+                san_ip=",".join(info.san_ip) or None,
+                key_usage=",".join(info.key_usage) if info.key_usage is not None else None,
+                extended_key_usage=",".join(info.extended_key_usage) if info.extended_key_usage is not None else None,
+                ocsp_urls=",".join(info.ocsp_urls) or None,
+                ca_issuers_urls=",".join(info.ca_issuers_urls) or None,
+                crl_urls=",".join(info.crl_urls) or None,
+                days_to_expiry=(info.not_after_ns - first) / NS_PER_DAY if info.not_after_ns is not None else None,
+                decode_error=info.decode_error or info.extension_error,
+            )
+            for k in cols:
+                cols[k].append(row.get(k))
+        return cols
+
+
+def _ts(ns: int | None) -> int | None:
+    return ns if ns is not None and -TS_MAX <= ns <= TS_MAX else None
+
+
+def server_key(flow: Flow) -> ServerKey:
+    cd = flow.client_dir or 0
+    pa, pb = flow.ports
+    obs = flow.obs
+    sni = obs.client_hello.sni if obs is not None and obs.client_hello is not None else None
+    return endpoint_ip(flow.key, 1 - cd), (pb if cd == 0 else pa), sni
+
+
+def judge_certificates(
+    flows: list[Flow], evidence: list[Evidence], settings: TrustSettings, warnings: list[str]
+) -> CertStage:
+    """Fill ``Evidence.cert_verdict`` / ``ocsp`` / ``client_cert_verdict`` / ``peer_verdict``."""
+    chained = [
+        (f, ev)
+        for f, ev in zip(flows, evidence, strict=True)
+        if f.obs is not None
+        and (
+            (f.obs.server_certificate is not None and f.obs.server_certificate.entries)
+            or (f.obs.client_certificate is not None and f.obs.client_certificate.entries)
+        )
+    ]
+    stage = CertStage()
+    if not chained and not settings.ca_bundle:
+        return stage
+    from analyzer.x509.judge import Judge
+    from analyzer.x509.trust import load_intermediates, load_trust
+
+    trust, warns = load_trust(settings.ca_bundle, system=settings.system)
+    warnings.extend(warns)
+    pool = load_intermediates(settings.intermediates) if settings.intermediates else None
+    if pool is not None:
+        warnings.extend(pool.warnings)
+    client_trust = None
+    if settings.client_ca:
+        client_trust, warns = load_trust(settings.client_ca, use_certifi=False)
+        warnings.extend(warns)
+    judge = Judge(trust, pool, client_trust)
+    current = _store_is_current(trust.label, min(f.first_ts for f in flows) if flows else 0)
+    for ev in evidence:
+        ev.store_current = current
+    stage.judge, stage.trust_label = judge, trust.label
+    seen: dict[ServerKey, list[tuple[int, str, str, ChainVerdict, OcspVerdict | None]]] = {}
+    for flow, ev in chained:
+        obs = flow.obs
+        assert obs is not None
+        key = server_key(flow)
+        cert = obs.server_certificate
+        if cert is not None and cert.entries:
+            chain = cert.chain
+            at = obs.server_certificate_ts or flow.first_ts
+            ev.cert_verdict = judge.verdict(chain, at, key[2], key[0] if key[2] is None else None)
+            if obs.certificate_status is not None:
+                ev.ocsp = judge.ocsp(obs.certificate_status.ocsp_response, chain, at)
+            seen.setdefault(key, []).append((at, conn_id(flow), _sha(chain[0]), ev.cert_verdict, ev.ocsp))
+        ccert = obs.client_certificate
+        if ccert is not None and ccert.entries:
+            at = obs.server_certificate_ts or flow.first_ts
+            ev.client_cert_verdict = judge.verdict(ccert.chain, at, None, None, purpose="client")
+    # connections whose certificate is hidden (TLS 1.3 without keys) borrow the nearest verdict for the same server
+    for flow, ev in zip(flows, evidence, strict=True):
+        if ev.cert_verdict is not None or flow.obs is None or flow.obs.server_hello is None:
+            continue
+        near = seen.get(server_key(flow))
+        if near:
+            _at, cid, _leaf, verdict, ocsp = min(near, key=lambda n: abs(n[0] - flow.first_ts))
+            ev.peer_verdict = (cid, verdict, ocsp)
+    _rotations(seen, warnings)
+    return stage
+
+
+STORE_HORIZON_NS = 2 * 365 * 86_400 * 10**9
+
+
+def _store_is_current(label: str, capture_ns: int) -> bool:
+    """certifi's version is its date: a capture more than two years older than the store may have
+    used roots that have been removed since (design.md: current roots misjudge old captures)."""
+    import datetime as dt
+    import re
+
+    m = re.search(r"certifi (\d{4})\.(\d{1,2})\.(\d{1,2})", label)
+    if m is None:
+        return True
+    store = dt.datetime(int(m[1]), int(m[2]), int(m[3]), tzinfo=dt.UTC)
+    return capture_ns >= int(store.timestamp()) * 10**9 - STORE_HORIZON_NS
+
+
+def _sha(der: bytes) -> str:
+    return hashlib.sha256(der).hexdigest()
+
+
+def _rotations(
+    seen: dict[ServerKey, list[tuple[int, str, str, ChainVerdict, OcspVerdict | None]]], warnings: list[str]
+) -> None:
+    """The same server presenting different leaf certificates during the capture."""
+    from analyzer.result import iso
+
+    for (ip, port, sni), items in seen.items():
+        leaves: dict[str, tuple[int, int, str]] = {}
+        for at, cid, sha, _v, _o in sorted(items, key=lambda x: x[0]):
+            first, _last, first_cid = leaves.get(sha, (at, at, cid))
+            leaves[sha] = (first, at, first_cid)
+        if len(leaves) > 1:
+            spans = "; ".join(
+                f"{sha[:16]}... from {iso(a)[:19]} to {iso(b)[:19]} (first {c})"
+                for sha, (a, b, c) in sorted(leaves.items(), key=lambda x: x[1])
+            )
+            warnings.append(
+                f"server {ip}:{port}{' SNI ' + sni if sni else ''} presented {len(leaves)} different leaf certificates: "
+                f"{spans} (rotation, a stale load-balancer node, or interception)"
+            )
+
+
+__all__ = ["CertStage", "TrustSettings", "judge_certificates"]
