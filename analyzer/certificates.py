@@ -118,6 +118,7 @@ def judge_certificates(
     current = _store_is_current(trust.label, min(f.first_ts for f in flows) if flows else 0)
     for ev in evidence:
         ev.store_current = current
+        ev.user_anchors = bool(settings.ca_bundle) or settings.system
     stage.judge, stage.trust_label = judge, trust.label
     seen: dict[ServerKey, list[tuple[int, str, str, ChainVerdict, OcspVerdict | None]]] = {}
     for flow, ev in chained:

@@ -38,6 +38,7 @@ class Evidence:
     cert_verdict: ChainVerdict | None = None  # the server chain this connection carried, judged at its time
     ocsp: OcspVerdict | None = None  # the stapled OCSP response, checked
     client_cert_verdict: ChainVerdict | None = None
+    user_anchors: bool = False  # the user named the anchors (--ca-bundle or the system store)
     store_current: bool = True  # the trust store is recent enough for this capture (roots get removed over time)
     peer_verdict: tuple[str, ChainVerdict, OcspVerdict | None] | None = (
         None  # the same server's visible chain elsewhere

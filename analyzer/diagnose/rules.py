@@ -79,6 +79,9 @@ ALERT_DEFECTS: dict[str, tuple[str, ...]] = {
     "certificate_revoked": ("revoked",),
     "unknown_ca": ("untrusted_root", "self_signed", "chain_incomplete"),
     "insufficient_security": ("weak_key", "weak_signature"),
+    # OpenSSL's bad_certificate: it trusted the chain but something else is wrong (GnuTLS and Go say it for
+    # everything, in which case no defect below matches and the verdict's own status stands)
+    "bad_certificate": ("hostname_mismatch", "expired", "not_yet_valid", "weak_key", "weak_signature", "invalid"),
 }
 
 
@@ -97,13 +100,17 @@ STORE_DEPENDENT = ("untrusted_root", "chain_incomplete")
 POLICY_DEPENDENT = ("weak_key", "weak_signature")
 
 
-def cert_finding(ev: Evidence, alert: str | None = None, confirmed: bool = False) -> CertFinding | None:
+def cert_finding(
+    ev: Evidence, alert: str | None = None, confirmed: bool = False, after_handshake: bool = False
+) -> CertFinding | None:
     """The certificate problem behind a rejection: this connection's chain, else the same server's chain
     seen in another connection; a stapled revoked OCSP response counts. None when the chain is fine or unseen.
 
     ``confirmed``: the client sent a certificate alert. Without one (a silent close), only defects that
     do not depend on guesswork count: no hostname verdict without an SNI, no store-dependent verdict for
-    a capture much older than the trust store."""
+    a capture much older than the trust store. ``after_handshake``: the client even finished the
+    handshake, so a verdict that rests on which roots we hold (private PKIs are everywhere) only counts
+    when the user gave the anchors (--ca-bundle / --trust-store system)."""
     from analyzer.x509.validate import CAUSE_BY_STATUS
 
     if ev.cert_verdict is not None:
@@ -125,6 +132,7 @@ def cert_finding(ev: Evidence, alert: str | None = None, confirmed: bool = False
             (d.code == "hostname_mismatch" and sni is None)
             or (d.code in STORE_DEPENDENT and not ev.store_current)
             or d.code in POLICY_DEPENDENT
+            or (after_handshake and d.code in (*STORE_DEPENDENT, "self_signed") and not ev.user_anchors)
         )
     ]
     if not usable:
@@ -497,7 +505,7 @@ def closed_without_data(ev: Evidence) -> Verdict | None:
     cend, send = _shutdown(ev, CLIENT), _shutdown(ev, SERVER)
     if cend is None or (send is not None and send[0] < cend[0]):
         return None
-    found = cert_finding(ev)
+    found = cert_finding(ev, after_handshake=True)
     if found is None:
         return None
     done = obs.finished_ts[CLIENT] or cend[0]
