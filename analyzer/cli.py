@@ -139,6 +139,22 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("analyze", help="one row per TLS connection attempt")
     a.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap / pcapng files (gzip or zstd ok)")
     a.add_argument("--ca-bundle", action="append", default=[], metavar="PEM", help="extra trust anchors (repeatable)")
+    a.add_argument(
+        "--trust-store",
+        choices=["default", "system"],
+        default="default",
+        help="default: certifi's roots (reproducible) plus --ca-bundle; system: also this machine's store",
+    )
+    a.add_argument(
+        "--intermediates",
+        action="append",
+        default=[],
+        metavar="PEM",
+        help="intermediate CAs the path builder may use when a server did not send them (stands in for AIA fetching)",
+    )
+    a.add_argument(
+        "--client-ca", action="append", default=[], metavar="PEM", help="anchors for client certificates (mutual TLS)"
+    )
     a.add_argument("--keylog", action="append", default=[], metavar="FILE", help="NSS key log (SSLKEYLOGFILE)")
     a.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table")
     a.add_argument("--output", "-o", metavar="PATH", help="write to PATH instead of standard output")
@@ -154,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    for path in args.captures:
+    for path in [*args.captures, *args.ca_bundle, *args.intermediates, *args.client_ca, *args.keylog]:
         if not os.path.exists(path):
             print(f"tls-analyzer: {path}: no such file", file=sys.stderr)
             return 2
@@ -165,6 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             ca_bundle=args.ca_bundle or None,
             keylog=args.keylog or None,
             tls_ports=args.tls_ports,
+            trust_store=args.trust_store,
+            intermediates=args.intermediates or None,
+            client_ca=args.client_ca or None,
             progress=progress,
         )
     except CaptureError as exc:
