@@ -150,7 +150,7 @@ def _analyze(
                 f"connection at frame {flow.first_frame}: could not build its row ({type(exc).__name__}: {exc})"
             )
     tables = builder.tables()
-    tables["certificates"] = certs.certificates_table(builder.cert_seen)
+    tables["certificates"] = certs.certificates_table(builder.cert_seen, (first_ts or 0, last_ts or 0), warnings)
     return AnalysisResult(tables, warnings, files, st.frames, first_ts, last_ts, certs.describe_trust())
 
 

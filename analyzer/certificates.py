@@ -41,8 +41,11 @@ class CertStage:
     def describe_trust(self) -> dict[str, str]:
         return {"trust": self.trust_label}
 
-    def certificates_table(self, seen: dict[str, tuple[bytes, int, int, int]]) -> schema.Columns:
-        """One row per distinct certificate: its facts and where the capture saw it."""
+    def certificates_table(
+        self, seen: dict[str, tuple[bytes, int, int, int]], window: tuple[int, int], warnings: list[str]
+    ) -> schema.Columns:
+        """One row per distinct certificate: its facts, where the capture saw it, and how its validity
+        relates to the capture window (operations teams alert 7 and 30 days before expiry)."""
         cols = schema.empty(schema.CERTIFICATES)
         if not seen:
             return cols
@@ -69,10 +72,38 @@ class CertStage:
                 crl_urls=",".join(info.crl_urls) or None,
                 days_to_expiry=(info.not_after_ns - first) / NS_PER_DAY if info.not_after_ns is not None else None,
                 decode_error=info.decode_error or info.extension_error,
+                expiry=_expiry(info.not_before_ns, info.not_after_ns, window),
             )
+            if row["expiry"] in ("expired during the capture", "within 7 days"):
+                warnings.append(
+                    f"certificate {info.label} (sha256 {sha[:16]}...) {row['expiry']}: not after {_iso(info.not_after_ns)}"
+                )
             for k in cols:
                 cols[k].append(row.get(k))
         return cols
+
+
+def _expiry(not_before: int | None, not_after: int | None, window: tuple[int, int]) -> str | None:
+    start, end = window
+    if not_after is None:
+        return None
+    if not_after < start:
+        return "expired"
+    if not_after <= end:
+        return "expired during the capture"
+    if not_before is not None and not_before > end:
+        return "not yet valid"
+    if not_after - end <= 7 * NS_PER_DAY:
+        return "within 7 days"
+    if not_after - end <= 30 * NS_PER_DAY:
+        return "within 30 days"
+    return None
+
+
+def _iso(ns: int | None) -> str:
+    from analyzer.result import iso
+
+    return iso(ns)[:19] + "Z" if ns is not None else "?"
 
 
 def _ts(ns: int | None) -> int | None:

@@ -117,6 +117,12 @@ CERTIFICATES: tuple[Column, ...] = (
     Column("not_before", TS, "start of validity"),
     Column("not_after", TS, "end of validity"),
     Column("days_to_expiry", "Float64", "not_after minus the first time the capture saw it, in days"),
+    Column(
+        "expiry",
+        "string",
+        "relative to the capture: expired, expired during the capture, within 7 days, "
+        "within 30 days, not yet valid, or empty",
+    ),
     Column("key_type", "string", "RSA, EC, Ed25519, ..."),
     Column("key_bits", "Int64", "key size in bits"),
     Column("curve", "string", "EC curve name"),
