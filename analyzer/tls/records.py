@@ -65,56 +65,62 @@ class RecordLayer:
     def feed(self, data: bytes) -> list[Record]:
         if self.error is not None:
             return []
-        buf = self._buf
         if self.lost:
             if not looks_like_tls_record(data):
                 return []  # wait for a segment that starts on a record boundary
             self.lost = False
-            buf.clear()
-        buf += data
+            self._buf.clear()
+        if self._buf:  # a record was split across segments: join (rare in the handshake phase)
+            self._buf += data
+            data = bytes(self._buf)
+            self._buf.clear()
         out: list[Record] = []
-        pos = 0
-        n = len(buf)
-        while pos < n:
-            if self._sslv2 is None or self._sslv2:
-                if self._sslv2 is None:
-                    if n - pos < 5:
-                        break
-                    head = bytes(buf[pos : pos + 5])
-                    if looks_like_sslv2_hello(head) or (head[0] & 0x80 and head[2] == 4):
-                        self._sslv2 = True
-                    else:
-                        self._sslv2 = False
-                        continue
-                if n - pos < 2:
-                    break
-                if not buf[pos] & 0x80 and 20 <= buf[pos] <= 24:
-                    self._sslv2 = False  # the peer switched to TLS records (e.g. after a v2 hello)
-                    continue
-                hlen = 2 if buf[pos] & 0x80 else 3
-                length = ((buf[pos] & (0x7F if hlen == 2 else 0x3F)) << 8) | buf[pos + 1]
-                if n - pos < hlen + length:
-                    break
-                out.append(Record(CT_SSL2, 0x0002, bytes(buf[pos + hlen : pos + hlen + length])))
-                pos += hlen + length
-                continue
-            if n - pos < 5:
+        pos = self._sslv2_records(data, out) if self._sslv2 is not False else 0
+        n = len(data)
+        while pos + 5 <= n:
+            ct = data[pos]
+            length = (data[pos + 3] << 8) | data[pos + 4]
+            if not (20 <= ct <= 26 and data[pos + 1] == 3 and data[pos + 2] <= 4 and length <= MAX_RECORD):
+                self.error = f"not a TLS record header: {data[pos : pos + 5].hex()}"
+                return out
+            end = pos + 5 + length
+            if end > n:
                 break
-            ct, major, minor = buf[pos], buf[pos + 1], buf[pos + 2]
-            length = (buf[pos + 3] << 8) | buf[pos + 4]
-            if not (20 <= ct <= 26 and major == 3 and minor <= 4 and length <= MAX_RECORD):
-                self.error = f"not a TLS record header: {bytes(buf[pos : pos + 5]).hex()}"
-                break
-            if n - pos < 5 + length:
-                break
-            out.append(Record(ct, (major << 8) | minor, bytes(buf[pos + 5 : pos + 5 + length])))
-            pos += 5 + length
-        del buf[:pos]
-        if len(buf) > MAX_BUFFER:
-            self.error = "record buffer overflow"
-            buf.clear()
+            out.append(Record(ct, (3 << 8) | data[pos + 2], data[pos + 5 : end]))
+            pos = end
+        if pos < n:
+            if n - pos > MAX_BUFFER:
+                self.error = "record buffer overflow"
+            else:
+                self._buf += data[pos:]
         self.records += len(out)
         return out
+
+    def _sslv2_records(self, data: bytes, out: list[Record]) -> int:
+        """SSLv2-format records at the start of a stream; returns where TLS records (if any) begin."""
+        pos, n = 0, len(data)
+        while pos < n:
+            if self._sslv2 is None:
+                if n - pos < 5:
+                    return pos
+                head = data[pos : pos + 5]
+                self._sslv2 = looks_like_sslv2_hello(head) or bool(head[0] & 0x80 and head[2] == 4)
+                if not self._sslv2:
+                    return pos
+            if n - pos < 2:
+                break
+            if not data[pos] & 0x80 and 20 <= data[pos] <= 24:
+                self._sslv2 = False  # the peer switched to TLS records (e.g. after a v2 hello)
+                return pos
+            hlen = 2 if data[pos] & 0x80 else 3
+            length = ((data[pos] & (0x7F if hlen == 2 else 0x3F)) << 8) | data[pos + 1]
+            if n - pos < hlen + length:
+                break
+            out.append(Record(CT_SSL2, 0x0002, data[pos + hlen : pos + hlen + length]))
+            pos += hlen + length
+        # an incomplete SSLv2 record: keep it for the next segment, nothing more to parse here
+        self._buf += data[pos:]
+        return n
 
     def gap(self) -> None:
         """Bytes were lost: the next record boundary is unknown until a segment starts with one."""
