@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from analyzer.capture.reader import CaptureReader
 from analyzer.certificates import TrustSettings, judge_certificates
 from analyzer.diagnose.causes import Cause, Confidence
-from analyzer.diagnose.evidence import Evidence
+from analyzer.diagnose.evidence import Evidence, ServerProfile
 from analyzer.diagnose.rules import Verdict, classify, failed
 from analyzer.engine import Engine
 from analyzer.packets import LINKTYPE_NAMES
@@ -121,16 +121,17 @@ def _analyze(
     flows = engine.finish(end)
     evidence = [Evidence(f, end) for f in flows]
     certs = judge_certificates(flows, evidence, trust, warnings)
-    server_versions: dict[tuple[str, int], set[int]] = {}
+    servers: dict[tuple[str, int], ServerProfile] = {}
     for f in flows:
         if f.obs is not None and f.obs.server_hello is not None:
-            server_versions.setdefault(_server_endpoint(f), set()).add(f.obs.server_hello.selected_version)
-    tls_servers = set(server_versions)
+            sh = f.obs.server_hello
+            servers.setdefault(_server_endpoint(f), ServerProfile()).add(sh.selected_version, sh.cipher_suite)
+    tls_servers = set(servers)
     builder = TableBuilder([os.path.basename(f) for f in files])
     for flow, ev in zip(flows, evidence, strict=True):
         endpoint = _server_endpoint(flow)
         ev.server_speaks_tls_elsewhere = endpoint in tls_servers
-        ev.server_versions = frozenset(server_versions.get(endpoint, ()))
+        ev.server = servers.get(endpoint)
         if not _is_row(flow, ev, tls_servers, ports):
             continue
         try:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from analyzer.tcp.flow import Flow
@@ -30,11 +31,26 @@ def quote(raw: bytes, limit: int = 40) -> str:
 
 
 @dataclass(slots=True)
+class ServerProfile:
+    """What one server endpoint (address, port) agreed to across the capture: the yardstick for a
+    negotiation failure ("this server negotiated TLS 1.2 and 1.3 with 412 other clients")."""
+
+    versions: Counter[int] = field(default_factory=Counter)
+    ciphers: Counter[int] = field(default_factory=Counter)
+    connections: int = 0
+
+    def add(self, version: int, cipher: int) -> None:
+        self.versions[version] += 1
+        self.ciphers[cipher] += 1
+        self.connections += 1
+
+
+@dataclass(slots=True)
 class Evidence:
     flow: Flow
     capture_end_ns: int
     server_speaks_tls_elsewhere: bool = False
-    server_versions: frozenset[int] = frozenset()  # versions this server endpoint negotiated in other connections
+    server: ServerProfile | None = None  # what this server endpoint negotiated in the capture's other connections
     cert_verdict: ChainVerdict | None = None  # the server chain this connection carried, judged at its time
     ocsp: OcspVerdict | None = None  # the stapled OCSP response, checked
     client_cert_verdict: ChainVerdict | None = None

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 from analyzer.diagnose.causes import Cause, Confidence, Outcome
 from analyzer.diagnose.evidence import Evidence, ms, quote
+from analyzer.tls.messages import ClientHello
 from analyzer.tls.observer import CLIENT, FINISHED_MIN, SERVER, AlertSeen
-from analyzer.tls.registry import alert_name, version_name
+from analyzer.tls.registry import alert_name, cipher_name, group_name, version_name
 
 SYN_TIMEOUT_NS = 3_000_000_000  # a lone SYN this long before the capture's end counts as unanswered
 
@@ -289,17 +290,57 @@ def server_alert_to_hello(ev: Evidence) -> Verdict | None:
     versions_verdict = _versions_disjoint(ev, a, cause, when)
     if versions_verdict is not None:
         return versions_verdict
-    offered = ""
-    if ch is not None:
-        if cause is Cause.PROTOCOL_VERSION:
-            offered = f"; the client offered up to {version_name(ch.max_version)}"
-        elif cause is Cause.NO_SHARED_CIPHER:
-            offered = f"; the client offered {len(ch.cipher_suites)} cipher suites"
-        elif cause is Cause.UNRECOGNIZED_NAME:
-            offered = f"; the client asked for SNI {ch.sni!r}"
+    offered = negotiation_context(ev, cause)
+    if ch is not None and not offered:
+        if cause is Cause.UNRECOGNIZED_NAME:
+            offered = f"; the client asked for SNI {ch.sni!r}: the server has no certificate (or virtual host) for it"
         elif cause is Cause.NO_APPLICATION_PROTOCOL:
-            offered = f"; the client offered ALPN {', '.join(ch.alpn) or 'none'}"
+            offered = f"; the client offered ALPN {', '.join(ch.alpn) or 'none'} and the server supports none of them"
     return failed(cause, _alert_text(a, "server") + when + offered)
+
+
+def _versions(vs: object) -> str:
+    names = sorted({version_name(v) or "" for v in vs}, key=_version_order)  # type: ignore[attr-defined]
+    return " and ".join(names) if len(names) <= 2 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _version_order(name: str) -> tuple[int, str]:
+    return (0 if name.startswith("SSL") else 1, name)
+
+
+def _offered_versions(ch: ClientHello) -> str:
+    real = [v for v in ch.supported_versions if (v & 0x0F0F) != 0x0A0A] or [ch.legacy_version]
+    lo, hi = min(real), max(real)
+    return version_name(hi) or "?" if lo == hi else f"{version_name(lo)}-{(version_name(hi) or '').split()[-1]}"
+
+
+def _suites(codes: object, limit: int = 3) -> str:
+    names = [cipher_name(c) or "?" for c in codes]  # type: ignore[attr-defined]
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def negotiation_context(ev: Evidence, cause: Cause) -> str:
+    """What the client offered and, when other connections show it, what this server accepts."""
+    ch = ev.obs.client_hello if ev.obs else None
+    if ch is None:
+        return ""
+    srv = ev.server
+    if cause is Cause.PROTOCOL_VERSION:
+        text = f"; the client offered only {_offered_versions(ch)}"
+        if srv is not None and srv.connections:
+            text += f"; this server negotiated {_versions(srv.versions)} with {srv.connections} other connection(s)"
+        return text
+    if cause is Cause.NO_SHARED_CIPHER:
+        real = [c for c in ch.cipher_suites if (c & 0x0F0F) != 0x0A0A and c not in (0x00FF, 0x5600)]
+        text = f"; the client offered {len(real)} suite(s): {_suites(real)}"
+        if srv is not None and srv.connections:
+            chosen = [c for c, _ in srv.ciphers.most_common()]
+            text += f"; elsewhere this server chose {_suites(chosen)} ({srv.connections} connection(s))"
+        elif ch.supported_groups:
+            text += f"; groups offered: {', '.join(group_name(g) or '?' for g in ch.supported_groups[:4])}"
+        return text
+    return ""
 
 
 def _versions_disjoint(ev: Evidence, a: AlertSeen, cause: Cause, when: str) -> Verdict | None:
@@ -310,18 +351,19 @@ def _versions_disjoint(ev: Evidence, a: AlertSeen, cause: Cause, when: str) -> V
     if ch is None or cause not in (Cause.SERVER_REJECTED_HELLO, Cause.NO_SHARED_CIPHER):
         return None
     offered = ch.max_version
-    if ev.server_versions and offered < min(ev.server_versions):
-        seen = ", ".join(sorted({version_name(v) or "" for v in ev.server_versions}))
+    srv = ev.server
+    if srv is not None and srv.versions and offered < min(srv.versions):
         return failed(
             Cause.PROTOCOL_VERSION,
-            f"{_alert_text(a, 'server')}{when}; the client offered at most {version_name(offered)} while this "
-            f"server negotiated {seen} in other connections of the capture: no common version",
+            f"{_alert_text(a, 'server')}{when} instead of protocol_version"
+            + negotiation_context(ev, Cause.PROTOCOL_VERSION)
+            + ": no common version",
             Confidence.INFERRED,
         )
-    if not ev.server_versions and offered <= 0x0301 and a.name == "internal_error":
+    if srv is None and offered <= 0x0301 and a.name == "internal_error":
         return failed(
             Cause.PROTOCOL_VERSION,
-            f"{_alert_text(a, 'server')}{when}; the client offered at most {version_name(offered)} (deprecated by "
+            f"{_alert_text(a, 'server')}{when}; the client offered only {_offered_versions(ch)} (deprecated by "
             "RFC 8996), which current servers refuse, some with internal_error instead of protocol_version",
             Confidence.INFERRED,
         )
