@@ -21,6 +21,21 @@ def iso(ns: int | None) -> str:
     )
 
 
+def _rule_story(fired: object) -> list[str]:
+    """Which rule decided, and the ones before it that did not apply (the rule table is ordered)."""
+    from analyzer.diagnose.rules import RULE_TABLE
+
+    names = [name for name, _, _ in RULE_TABLE]
+    if not isinstance(fired, str) or fired not in names:
+        return []
+    when = {name: text for name, _, text in RULE_TABLE}
+    before = names[: names.index(fired)]
+    lines = [f"decided by rule {fired}: {when[fired]}"]
+    if before:
+        lines.append("rules checked first, which did not apply: " + "; ".join(f"{n} ({when[n]})" for n in before))
+    return lines
+
+
 class AnalysisResult:
     """``handshakes``, ``certificates``, ``chains``, ``alerts``, ``events``: pandas DataFrames (schema.py declares
     every column); ``columns[name]``: the same tables as plain column lists; ``warnings``: what could
@@ -108,9 +123,23 @@ class AnalysisResult:
         ]
         if r["failure_detail"]:
             lines.append(f"why: {r['failure_detail']}")
-        for k in ("version", "cipher", "alpn", "alert", "ja4", "cert_sha256", "history", "notes"):
+        for k in (
+            "version",
+            "cipher",
+            "alpn",
+            "alert",
+            "ja4",
+            "cert_sha256",
+            "validation_status",
+            "validation_detail",
+            "ocsp_status",
+            "trust_source",
+            "history",
+            "notes",
+        ):
             if r[k] is not None:
                 lines.append(f"{k}: {r[k]}")
+        lines.extend(_rule_story(r.get("rule")))
         ev = self.columns["events"]
         lines.append("timeline:")
         for j, cid in enumerate(ev["conn_id"]):

@@ -626,25 +626,40 @@ def fallback(ev: Evidence) -> Verdict | None:
     )
 
 
-RULES: tuple[tuple[str, Callable[[Evidence], Verdict | None]], ...] = (
-    ("tcp_refused", tcp_refused),
-    ("tcp_timeout", tcp_timeout),
-    ("mid_connection", mid_connection),
-    ("no_client_hello", no_client_hello),
-    ("client_sent_plaintext", client_sent_plaintext),
-    ("server_silent", server_silent),
-    ("non_tls_server", non_tls_server),
-    ("server_alert_to_hello", server_alert_to_hello),
-    ("client_alert", client_alert),
-    ("server_alert_late", server_alert_late),
-    ("encrypted_client_alert", encrypted_client_alert),
-    ("encrypted_server_alert", encrypted_server_alert),
-    ("closed_without_data", closed_without_data),
-    ("established", established),
-    ("aborted", aborted),
-    ("gap_or_end", gap_or_end),
-    ("fallback", fallback),
+# The rule table: (name, function, when it applies). Order matters: the first rule that answers decides.
+RULE_TABLE: tuple[tuple[str, Callable[[Evidence], Verdict | None], str], ...] = (
+    ("tcp_refused", tcp_refused, "the SYN was answered by RST"),
+    ("tcp_timeout", tcp_timeout, "SYNs were never answered"),
+    ("mid_connection", mid_connection, "the capture began after the TCP handshake"),
+    ("no_client_hello", no_client_hello, "TCP connected but the client sent no bytes"),
+    ("client_sent_plaintext", client_sent_plaintext, "the client's first bytes were not TLS"),
+    ("server_silent", server_silent, "ClientHello sent and the server sent nothing back"),
+    ("non_tls_server", non_tls_server, "the server answered with bytes that are not TLS"),
+    ("server_alert_to_hello", server_alert_to_hello, "the server sent a fatal alert before any ServerHello"),
+    ("client_alert", client_alert, "the client sent a readable fatal alert"),
+    ("server_alert_late", server_alert_late, "the server sent a readable fatal alert after its hello"),
+    (
+        "encrypted_client_alert",
+        encrypted_client_alert,
+        "TLS 1.3: a lone short encrypted client record after the server's flight",
+    ),
+    (
+        "encrypted_server_alert",
+        encrypted_server_alert,
+        "a lone encrypted server record after the client's second flight, then close",
+    ),
+    (
+        "closed_without_data",
+        closed_without_data,
+        "handshake finished, client closed without data, and the certificate is bad",
+    ),
+    ("established", established, "both sides finished the handshake"),
+    ("aborted", aborted, "one side closed mid-handshake without an alert"),
+    ("gap_or_end", gap_or_end, "the capture has a gap or ends before the handshake finished"),
+    ("fallback", fallback, "nothing else matched"),
 )
+RULES = tuple((name, fn) for name, fn, _ in RULE_TABLE)
+RULE_WHEN = {name: when for name, _, when in RULE_TABLE}
 
 
 def classify(ev: Evidence) -> tuple[str, Verdict]:

@@ -240,6 +240,10 @@ class TlsObserver:
                 self.client_flight_records += 1
                 if self.client_flight_ts is None:
                     self.client_flight_ts = ts
+                if rec.length < FINISHED_MIN:
+                    self.events.append(
+                        (ts, frame, side, "encrypted_record", f"{rec.length} bytes: too small for a Finished")
+                    )
                 if rec.length >= FINISHED_MIN or self.client_flight_records > 1:
                     # the client's second flight: a Finished (maybe after a small empty Certificate), not a lone alert;
                     # a first record too big for a Finished is a client certificate: CertificateVerify and Finished follow
