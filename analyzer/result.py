@@ -102,6 +102,18 @@ class AnalysisResult:
         ]
         for cause, n in Counter(c for c in hs["failure_cause"] if c).most_common():
             lines.append(f"  {n:>6}  {cause}")
+        failed = [i for i, o in enumerate(hs["outcome"]) if o == "failed"]
+        for title, key in (("servers", "server"), ("client stacks", "client_stack")):
+            counts: Counter[str] = Counter()
+            for i in failed:
+                if key == "server":
+                    sni = hs["sni"][i]
+                    counts[f"{hs['server_ip'][i]}:{hs['server_port'][i]}" + (f" ({sni})" if sni else "")] += 1
+                else:
+                    counts[str(hs["client_stack"][i] or "unknown")] += 1
+            if counts:
+                top = ", ".join(f"{name} {n}" for name, n in counts.most_common(5))
+                lines.append(f"failures by {title}: {top}")
         if self.warnings:
             lines.append(f"{len(self.warnings)} warning(s); first: {self.warnings[0]}")
         return "\n".join(lines)

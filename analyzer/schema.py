@@ -40,6 +40,9 @@ HANDSHAKES: tuple[Column, ...] = (
     Column("ja4", "string", "JA4 client fingerprint"),
     Column("cert_sha256", "string", "SHA-256 hex of the server's leaf certificate"),
     # --- more
+    Column(
+        "client_stack", "string", "client TLS stack guessed from JA4 (known fingerprints; '-like': same cipher list)"
+    ),
     Column("offered_versions", "string", "versions the client offered, highest first (supported_versions or legacy)"),
     Column("offered_alpn", "string", "ALPN protocols the client offered, comma-separated"),
     Column("curve", "string", "key-exchange group (TLS 1.3 key_share or TLS 1.2 ServerKeyExchange)"),

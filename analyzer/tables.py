@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from analyzer import schema
 from analyzer.diagnose.evidence import Evidence
 from analyzer.diagnose.rules import Verdict
+from analyzer.diagnose.stacks import client_stack
 from analyzer.tcp.flow import Flow
 from analyzer.tls import fingerprints as fp
 from analyzer.tls.observer import CLIENT, SIDE_NAMES, TlsObserver
@@ -157,6 +158,7 @@ class TableBuilder:
                 "ja4",
                 "cert_sha256",
                 "offered_versions",
+                "client_stack",
                 "offered_alpn",
                 "curve",
                 "resumed",
@@ -177,6 +179,7 @@ class TableBuilder:
                 tls_cols["offered_versions"] = _versions_offered(obs)
                 tls_cols["offered_alpn"] = ",".join(ch.alpn) if ch.alpn else None
                 tls_cols["ja3"], tls_cols["ja4"] = fingerprints(obs)
+                tls_cols["client_stack"] = client_stack(tls_cols["ja4"])
             if sh is not None:
                 tls_cols["version"] = version_name(sh.selected_version)
                 tls_cols["cipher"] = cipher_name(sh.cipher_suite)
