@@ -96,3 +96,11 @@ def test_gzip(tmp_path: pathlib.Path, reference: pd.DataFrame) -> None:
     with open(SOURCE, "rb") as src, gzip.open(p, "wb") as dst:
         shutil.copyfileobj(src, dst)
     pd.testing.assert_frame_equal(rows(p), reference)
+
+
+def test_timestamps_going_backwards_are_tolerated(tmp_path: pathlib.Path, reference: pd.DataFrame) -> None:
+    pk = read_pcap(str(SOURCE))
+    jittered = [(ts - 2_000_000_000 if i % 7 == 3 else ts, frame) for i, (ts, frame) in enumerate(pk)]
+    p = tmp_path / "back.pcap"
+    p.write_bytes(pcap(jittered))
+    pd.testing.assert_frame_equal(rows(p), reference)
