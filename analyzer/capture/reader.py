@@ -176,10 +176,24 @@ class CaptureReader:
             fh.close()
             raise CaptureError(f"{self.path}: not a pcap or pcapng capture (found {found})")
         self._map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+        self._released = 0
         self.data = np.frombuffer(self._map, dtype=np.uint8) if self._map is not None else np.zeros(0, np.uint8)
 
     def close(self) -> None:
         self._fh.close()
+
+    def _release(self, upto: int) -> None:
+        """Drop already-processed pages of the mapped file from this process's resident memory (they stay
+        in the page cache): memory follows active flows, not the size of the capture."""
+        if self._map is None or not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        end = (upto // mmap.PAGESIZE) * mmap.PAGESIZE
+        if end > self._released:
+            try:
+                self._map.madvise(mmap.MADV_DONTNEED, self._released, end - self._released)
+            except (OSError, ValueError):
+                return
+            self._released = end
 
     def warn(self, msg: str) -> None:
         if len(self.info.warnings) < 1000:
@@ -215,7 +229,9 @@ class CaptureReader:
             hdrs, sec, frac, incl, off = walk_records(buf, off, block_size, endian == ">", limit)
             n = len(hdrs)
             if n:
+                block_start = int(hdrs[0])
                 yield self._pcap_block(hdrs, sec, frac, incl, mult, linktype, frame)
+                self._release(block_start + int(hdrs[-1]) - block_start)  # the consumer is done with it
                 frame += n
                 if progress:
                     progress(off)
@@ -380,6 +396,7 @@ class CaptureReader:
             if len(offs) >= block_size:
                 blk = flush()
                 yield blk
+                self._release(int(blk.off[-1]))
                 frame += len(blk)
                 if progress:
                     progress(off)
