@@ -3,7 +3,6 @@ share verdicts between connections to the same server, and describe each distinc
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -134,7 +133,6 @@ def judge_certificates(
     stage = CertStage()
     if not chained and not settings.ca_bundle:
         return stage
-    from analyzer.x509.certs import describe
     from analyzer.x509.judge import Judge
     from analyzer.x509.trust import load_intermediates, load_trust
 
@@ -162,14 +160,9 @@ def judge_certificates(
         if cert is not None and cert.entries:
             chain = cert.chain
             at = obs.server_certificate_ts or flow.first_ts
-            # Without SNI the client may have connected by name (old stacks) or by address: the hostname is not
-            # judged (as Zeek does); sni_matches_cert then says whether the address is among the IP SANs.
-            ev.cert_verdict = judge.verdict(chain, at, key[2], None)
-            if key[2] is None:
-                leaf = describe(chain[0])
-                ev.cert_verdict = dataclasses.replace(
-                    ev.cert_verdict, sni_matches=key[0] in leaf.san_ip if leaf.has_san else None
-                )
+            # Without SNI the address is checked against the IP SANs (RFC 6125); the diagnosis only blames a
+            # mismatch on clients known to send SNI whenever they connect by name (rules.cert_finding).
+            ev.cert_verdict = judge.verdict(chain, at, key[2], key[0] if key[2] is None else None)
             if obs.certificate_status is not None:
                 ev.ocsp = judge.ocsp(obs.certificate_status.ocsp_response, chain, at)
             seen.setdefault(key, []).append((at, conn_id(flow), _sha(chain[0]), ev.cert_verdict, ev.ocsp))

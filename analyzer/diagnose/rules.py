@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from analyzer.diagnose.causes import Cause, Confidence, Outcome
 from analyzer.diagnose.evidence import Evidence, ms, quote
+from analyzer.diagnose.stacks import client_stack, refuses
 from analyzer.tls.messages import ClientHello
 from analyzer.tls.observer import CLIENT, FINISHED_MIN, SERVER, AlertSeen
 from analyzer.tls.registry import alert_name, cipher_name, group_name, version_name
@@ -107,11 +108,9 @@ def cert_finding(
     """The certificate problem behind a rejection: this connection's chain, else the same server's chain
     seen in another connection; a stapled revoked OCSP response counts. None when the chain is fine or unseen.
 
-    ``confirmed``: the client sent a certificate alert. Without one (a silent close), only defects that
-    do not depend on guesswork count: no hostname verdict without an SNI, no store-dependent verdict for
-    a capture much older than the trust store. ``after_handshake``: the client even finished the
-    handshake, so a verdict that rests on which roots we hold (private PKIs are everywhere) only counts
-    when the user gave the anchors (--ca-bundle / --trust-store system)."""
+    ``confirmed``: the client sent a certificate alert, which is enough to blame any defect. Otherwise
+    a defect is blamed only when it does not rest on guesswork (``usable_defect``). ``after_handshake``:
+    the client even finished the handshake before it closed (curl, node), the weakest signal of all."""
     from analyzer.x509.validate import CAUSE_BY_STATUS
 
     if ev.cert_verdict is not None:
@@ -124,31 +123,51 @@ def cert_finding(
         return CertFinding(Cause.CERT_REVOKED, ocsp.detail, source)
     if verdict.status == "ok":
         return None
-    sni = ev.obs.client_hello.sni if ev.obs is not None and ev.obs.client_hello is not None else None
-    usable = [
-        d
-        for d in verdict.defects
-        if confirmed
-        or not (
-            (d.code == "hostname_mismatch" and sni is None)
-            or (d.code in STORE_DEPENDENT and not ev.store_current)
-            or d.code in POLICY_DEPENDENT
-            or (after_handshake and d.code in (*STORE_DEPENDENT, "self_signed") and not ev.user_anchors)
-        )
-    ]
+    usable = [d for d in verdict.defects if confirmed or usable_defect(ev, d.code, after_handshake)]
     if not usable:
         return None
-    chosen = (
-        usable[0]
-        if verdict.status not in {d.code for d in usable}
-        else next(d for d in usable if d.code == verdict.status)
-    )
+    codes = {d.code for d in usable}
+    chosen = next(d for d in usable if d.code == verdict.status) if verdict.status in codes else usable[0]
     for defect in usable:  # the defect the client's alert names, when the chain has it
         if defect.code in ALERT_DEFECTS.get(alert or "", ()):
             chosen = defect
             break
     detail = verdict.detail if chosen.code == verdict.status else chosen.detail
     return CertFinding(CAUSE_BY_STATUS[chosen.code], detail, source)
+
+
+def usable_defect(ev: Evidence, code: str, after_handshake: bool) -> bool:
+    """May an unconfirmed rejection be blamed on this defect?
+
+    - hostname without SNI: only for an explicit rejection by a stack known exactly (its fingerprint is in
+      stacks_data): such stacks send SNI whenever they connect by name, so they connected by address. Never
+      for a silent close after a finished handshake: load-balancer health checks and `openssl s_client`
+      probes connect by address without SNI, verify nothing and close exactly like curl does after a
+      mismatch (so curl connecting by address to a certificate without that IP stays `established`).
+    - untrusted root / missing intermediate: not for a capture much older than the trust store; after a
+      finished handshake, only when the user named the anchors (private PKIs are everywhere).
+    - weak key / SHA-1: when the client's stack is known to refuse it by default (stacks.WEAK_POLICY);
+      for an unknown stack, an explicit mid-handshake rejection may blame it, a silent close may not."""
+    stack = _stack(ev)
+    if code == "hostname_mismatch":
+        sni = ev.obs.client_hello.sni if ev.obs is not None and ev.obs.client_hello is not None else None
+        return sni is not None or (not after_handshake and stack is not None and not stack.endswith("-like"))
+    if code in STORE_DEPENDENT or code == "self_signed":
+        if code != "self_signed" and not ev.store_current:
+            return False
+        return not after_handshake or ev.user_anchors
+    if code in POLICY_DEPENDENT:
+        rejects = refuses(stack, code)
+        return rejects if rejects is not None else not after_handshake
+    return True
+
+
+def _stack(ev: Evidence) -> str | None:
+    from analyzer.tables import fingerprints
+
+    if ev.obs is None:
+        return None
+    return client_stack(fingerprints(ev.obs)[1])
 
 
 def _from(f: CertFinding) -> str:

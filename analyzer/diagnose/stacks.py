@@ -21,3 +21,27 @@ def client_stack(ja4: str | None) -> str | None:
     if family:
         return " / ".join(sorted(family)) + "-like"
     return None
+
+
+# Which weak certificates a stack refuses by default (seen in samples/cert-weak-rsa1024, cert-sha1-leaf):
+# Debian's OpenSSL runs at security level 2 (RSA < 2048 refused), node's bundled OpenSSL at level 1; every
+# OpenSSL 3 level >= 1 refuses SHA-1 signatures, as do Go >= 1.18 and GnuTLS; Java 17 accepts both.
+WEAK_POLICY: dict[str, dict[str, bool]] = {
+    "OpenSSL": {"weak_key": True, "weak_signature": True},
+    "curl": {"weak_key": True, "weak_signature": True},
+    "Python ssl": {"weak_key": True, "weak_signature": True},
+    "node": {"weak_key": False, "weak_signature": True},
+    "Go crypto/tls": {"weak_key": False, "weak_signature": True},
+    "GnuTLS": {"weak_key": False, "weak_signature": True},
+    "Java JSSE": {"weak_key": False, "weak_signature": False},
+}
+
+
+def refuses(stack: str | None, defect: str) -> bool | None:
+    """Whether this client stack refuses a weak key / weak signature by default; None when unknown."""
+    if not stack or stack.endswith("-like") or " / " in stack:
+        return None
+    for family, policy in WEAK_POLICY.items():
+        if stack.startswith(family):
+            return policy.get(defect)
+    return None
