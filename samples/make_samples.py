@@ -22,7 +22,9 @@ Usage:
 The PKI (samples/gen/pki/) is regenerated on every full run with validity
 periods relative to "now", so the expired leaf is expired and the
 not-yet-valid leaf not yet valid whenever the captures are made. A partial
-run (--only) reuses the existing PKI. Build products (Go binary, Java
+run (--only) reuses the existing PKI and only adds the certificates defined in
+gen/pki.py since it was made (pki.extend: new files, nothing rewritten); it
+rewrites manifest.json (other entries kept) and README.md. Build products (Go binary, Java
 classes, PKCS#12 stores, logs) go to $TLS_SAMPLES_BUILD (default
 /tmp/tls-samples-build). Outputs: the captures, keylogs/<capture>.keys (NSS
 key logs written by the stacks that can), manifest.json.
@@ -109,7 +111,8 @@ class Conn:
     timeline: list[str] = field(default_factory=list)
     check: str = ""
     client_reaction: str = ""  # short form of what the client did after the server's flight
-    matrix_key: str = ""  # "openssl 1.3" etc. for the README's certificate table (not in manifest)
+    matrix_key: str = ""  # column of the README's certificate table ("openssl 1.3"), "" = not in it
+    matrix_row: str = ""  # row variant within the capture's line(s) of that table ("SNI a.wild.test")
 
 
 @dataclass
@@ -358,6 +361,10 @@ def pki(name: str) -> Path:
     return PKI / name
 
 
+def is_ip(name: str) -> bool:
+    return bool(re.fullmatch(r"[0-9.]+|[0-9a-fA-F:]*:[0-9a-fA-F:.]*", name))
+
+
 def ossl_client(
     port: int,
     ver: str | None = "1.3",
@@ -396,9 +403,11 @@ def curl_client(
         "8",
         "--cacert",
         pki("root.pem"),
-        "--resolve",
-        f"{sni}:{port}:{h}",
     ]
+    if is_ip(sni):  # https://IP:port/: curl sends no SNI and checks the IP against the IP SANs
+        sni = f"[{sni}]" if ":" in sni else sni
+    else:
+        cmd += ["--resolve", f"{sni}:{port}:{h}"]
     if ver == "1.3":
         cmd += ["--tlsv1.3"]
     elif ver == "1.2":
@@ -421,6 +430,9 @@ def gnutls_client(
     port: int, ver: str | None = "1.3", sni: str = "server.test", host: str = LO4, extra: list | None = None
 ) -> list:
     cmd = ["gnutls-cli", "--x509cafile", pki("root.pem"), "--sni-hostname", sni, "--verify-hostname", sni, "-p", port]
+    if is_ip(sni):  # no SNI for an address; --verify-hostname checks it against the IP SANs
+        cmd.remove("--sni-hostname")
+        cmd.remove(sni)
     if ver == "1.2":
         cmd += ["--priority", "NORMAL:-VERS-TLS1.3"]
     elif ver == "1.3":
@@ -440,7 +452,9 @@ def node_client(
     return cmd + (extra or [])
 
 
-def java_client(port: int, ver: str = "1.3", host: str = LO4, keystore: str | None = None) -> list:
+def java_client(
+    port: int, ver: str = "1.3", host: str = LO4, keystore: str | None = None, sni: str = "server.test"
+) -> list:
     cmd = [
         "java",
         "-cp",
@@ -449,7 +463,7 @@ def java_client(port: int, ver: str = "1.3", host: str = LO4, keystore: str | No
         "client",
         host,
         port,
-        "server.test",
+        sni,
         BUILD / "java-trust.p12",
         {"1.3": "TLSv1.3", "1.2": "TLSv1.2"}[ver],
     ]
@@ -488,6 +502,16 @@ def ossl_server(
     if keylog:
         cmd += ["-keylogfile", keylog]
     return cmd + (extra or [])
+
+
+def py_server(port: int, chain: str, key: str, count: int, keylog: Path | None = None) -> list:
+    """gen/pytls.py server: sends the certificates of `chain` in file order, answers a short HTTP reply
+    (small captures: s_server -www sends a 5 KB status page to every client that gets through)."""
+    cmd = [SYS_PY, GEN / "pytls.py", "server", "--port", port, "--cert", pki(chain), "--key", pki(key)]
+    cmd += ["--count", count]
+    if keylog:
+        cmd += ["--keylog", keylog]
+    return cmd
 
 
 VERSIONS_OF = {
@@ -542,14 +566,20 @@ def tool_versions() -> dict[str, str]:
 # --------------------------------------------------------------------------
 def prepare(fresh_pki: bool) -> None:
     LOGS.mkdir(parents=True, exist_ok=True)
+    sys.path.insert(0, str(GEN))
+    import pki as pkimod
+
     if fresh_pki or not (PKI / "root.pem").exists():
         if PKI.exists():
             shutil.rmtree(PKI)
-        sys.path.insert(0, str(GEN))
-        import pki as pkimod
-
         pkimod.build(PKI)
         log(f"PKI regenerated in {PKI}")
+    else:
+        # a partial run keeps the PKI (existing captures carry its certificates); certificates added to
+        # gen/pki.py since it was made are created next to it, nothing existing is rewritten
+        added = pkimod.extend(PKI)
+        if added:
+            log(f"PKI kept; added {', '.join(added)}")
     # Java stores (PKCS#12, password changeit)
     trust = BUILD / "java-trust.p12"
     if trust.exists():
@@ -2108,35 +2138,70 @@ def _(r: Run):
 
 
 # ========================= certificate failures ===========================
+def stack_client(r: Run, stack: str, ver: str, port: int, sni: str = "server.test") -> tuple[list, dict]:
+    """The command (and r.client keyword arguments) of one client stack asking for `sni` on `port`.
+    An IP literal as `sni` means: connect by address, send no SNI, check the address against the IP SANs."""
+    env = {"SSLKEYLOGFILE": str(r.keylog)}
+    default = sni == "server.test"
+    if stack == "openssl":
+        if is_ip(sni):
+            cmd = ossl_client(port, ver, keylog=r.keylog, verify=False)
+            i = cmd.index("-servername")
+            cmd[i : i + 2] = ["-noservername", "-CAfile", pki("root.pem"), "-verify_return_error", "-verify_ip", sni]
+            return cmd, {}
+        return ossl_client(port, ver, sni=sni, keylog=r.keylog), {}
+    if stack == "curl":
+        return curl_client(port, ver, sni=sni), {"env": env}
+    if stack == "python":
+        return py_client(port, ver, keylog=r.keylog, extra=None if default else ["--sni", sni]), {"stdin": None}
+    if stack == "gnutls":
+        return gnutls_client(port, ver, sni=sni), {"env": env}
+    if stack == "node":
+        extra = None if default else ["--sni", "-" if is_ip(sni) else sni]
+        return node_client(port, ver, keylog=r.keylog, extra=extra), {"stdin": None}
+    if stack == "java":
+        return java_client(port, ver, sni=sni), {"stdin": None}
+    if stack == "go":
+        return go_client(port, ver, keylog=r.keylog, extra=None if default else ["-sni", sni]), {"stdin": None}
+    raise ValueError(stack)
+
+
+ALL_CLIENTS = (
+    "openssl13",
+    "openssl12",
+    "curl13",
+    "curl12",
+    "python13",
+    "python12",
+    "gnutls13",
+    "gnutls12",
+    "node13",
+    "node12",
+    "java13",
+    "java12",
+    "go13",
+    "go12",
+)
+
+
 def cert_matrix(
     r: Run,
     port: int,
     cause: str,
     ossl_alert: str | None,
     note: str = "",
-    clients: tuple = (
-        "openssl13",
-        "openssl12",
-        "curl13",
-        "curl12",
-        "python13",
-        "python12",
-        "gnutls13",
-        "gnutls12",
-        "node13",
-        "node12",
-        "java13",
-        "java12",
-        "go13",
-        "go12",
-    ),
+    clients: tuple = ALL_CLIENTS,
     server: str = "",
     accepted_by: tuple = (),
+    sni: str = "server.test",
+    row: str = "",
+    notes: dict[str, str] | None = None,
 ) -> None:
     """One connection per client stack and TLS version against the server already started on `port`.
-    Stacks in `accepted_by` are known to accept the certificate: their rows are intended established."""
+    Stacks in `accepted_by` are known to accept the certificate: their rows are intended established.
+    `sni`: the name the clients ask for (an IP literal: connect by IP without SNI); `row`: the row label
+    of these connections in the README's certificate table; `notes`: per-stack notes."""
     srv = server or S("openssl") + " s_server -www"
-    env = {"SSLKEYLOGFILE": str(r.keylog)}
     for c in clients:
         stack, ver = c[:-2], c[-2] + "." + c[-1]
         ex = {}
@@ -2151,25 +2216,17 @@ def cert_matrix(
                 ver,
                 "established",
                 None,
-                f"{VERSIONS_OF[stack]} accepts this certificate (the defect is '{cause}' only for stricter clients)",
+                (notes or {}).get(stack)
+                or f"{VERSIONS_OF[stack]} accepts this certificate (the defect is '{cause}' only for stricter clients)",
             )
+        elif cause is None:
+            conn = C(S(stack), srv, port, ver, "established", None, (notes or {}).get(stack, note))
         else:
-            conn = C(S(stack), srv, port, ver, "failed", cause, note, **ex)
+            conn = C(S(stack), srv, port, ver, "failed", cause, (notes or {}).get(stack, note), **ex)
         conn.matrix_key = key
-        if stack == "openssl":
-            r.client(conn, ossl_client(port, ver, keylog=r.keylog))
-        elif stack == "curl":
-            r.client(conn, curl_client(port, ver), env=env)
-        elif stack == "python":
-            r.client(conn, py_client(port, ver, keylog=r.keylog), stdin=None)
-        elif stack == "gnutls":
-            r.client(conn, gnutls_client(port, ver), env=env)
-        elif stack == "node":
-            r.client(conn, node_client(port, ver, keylog=r.keylog), stdin=None)
-        elif stack == "java":
-            r.client(conn, java_client(port, ver), stdin=None)
-        elif stack == "go":
-            r.client(conn, go_client(port, ver, keylog=r.keylog), stdin=None)
+        conn.matrix_row = row
+        cmd, kw = stack_client(r, stack, ver, port, sni)
+        r.client(conn, cmd, **kw)
 
 
 @scenario("cert-expired", "Expired server certificate, 7 client stacks x TLS 1.3/1.2", [4601])
@@ -2275,6 +2332,314 @@ def _(r: Run):
             ),
             curl_client(4608, ver, extra=["--cert-status"]),
             env=env,
+        )
+
+
+@scenario(
+    "cert-expired-intermediate",
+    "Valid leaf whose intermediate (sent by the server) has expired, 7 client stacks x TLS 1.3/1.2",
+    [4609],
+)
+def _(r: Run):
+    r.server(ossl_server(4609, "expired-intermediate-leaf", "intermediate-expired.pem", keylog=r.keylog), 4609)
+    cert_matrix(
+        r,
+        4609,
+        "cert_expired",
+        "certificate_expired",
+        "the leaf is inside its validity period; the intermediate CA E1 the server sends (and the leaf needs) "
+        "expired 20 days before the PKI was made",
+    )
+
+
+SHA1_NOTE = "the leaf's signature is ecdsa-with-SHA1 (weak); its key is a good EC P-256"
+
+
+@scenario(
+    "cert-sha1-leaf",
+    "Leaf signed with SHA-1 by the intermediate: rejected by OpenSSL (any SECLEVEL > 0), GnuTLS, Go; Java accepts",
+    [4610],
+)
+def _(r: Run):
+    # the server needs SECLEVEL 0 to load a certificate with a SHA-1 signature ("ca md too weak")
+    r.server(ossl_server(4610, "sha1-leaf", keylog=r.keylog, extra=["-cipher", "DEFAULT:@SECLEVEL=0"]), 4610)
+    cert_matrix(
+        r,
+        4610,
+        "cert_weak",
+        "bad_certificate",
+        SHA1_NOTE,
+        accepted_by=("java",),
+        notes={
+            "openssl": SHA1_NOTE + "; OpenSSL 3.0 refuses it at security level 1 and 2 "
+            "(X509_V_ERR_CA_MD_TOO_WEAK, 'CA signature digest algorithm too weak')",
+            "node": SHA1_NOTE + "; Node.js (OpenSSL 3.0) refuses it and sends no alert",
+            "go": SHA1_NOTE + "; Go refuses SHA-1 signatures since 1.18 (GODEBUG=x509sha1=1 overrides)",
+            "java": SHA1_NOTE + "; Java 17 accepts it: jdk.certpath.disabledAlgorithms only bans SHA-1 in chains "
+            "to the JDK's own roots (jdkCA), and this root is a private one",
+        },
+    )
+    srv = S("openssl") + " s_server -www"
+    r.client(
+        C(
+            S("openssl") + " -auth_level 0",
+            srv,
+            4610,
+            "1.3",
+            "established",
+            None,
+            SHA1_NOTE + "; s_client with -auth_level 0 lets the SHA-1 signature through",
+        ),
+        ossl_client(4610, "1.3", keylog=r.keylog, extra=["-auth_level", "0"]),
+    )
+    r.client(
+        C(
+            S("go") + " GODEBUG=x509sha1=1",
+            srv,
+            4610,
+            "1.3",
+            "established",
+            None,
+            SHA1_NOTE + "; GODEBUG=x509sha1=1 re-enables SHA-1 signatures in Go",
+        ),
+        go_client(4610, "1.3", keylog=r.keylog),
+        env={"GODEBUG": "x509sha1=1"},
+        stdin=None,
+    )
+
+
+NOSAN_ACCEPT = (
+    "accepts: the certificate has no subjectAltName, so the host name check falls back to the subject CN "
+    "(server.test), which matches"
+)
+
+
+@scenario(
+    "cert-no-san",
+    "Leaf with CN=server.test and no subjectAltName: only Go rejects it, the others fall back to the CN",
+    [4611],
+)
+def _(r: Run):
+    r.server(py_server(4611, "nosan-chain.pem", "nosan.key", len(ALL_CLIENTS), r.keylog), 4611)
+    cert_matrix(
+        r,
+        4611,
+        "cert_hostname_mismatch",
+        None,
+        "Go ignores the subject CN since 1.15: 'x509: certificate relies on legacy Common Name field, use SANs "
+        "instead'; SNI server.test matches no subjectAltName (there is none)",
+        accepted_by=("openssl", "curl", "python", "gnutls", "node", "java"),
+        server=S("python") + " server (gen/pytls.py)",
+        notes={
+            "openssl": "OpenSSL (X509_check_host) " + NOSAN_ACCEPT,
+            "curl": "curl (OpenSSL backend) " + NOSAN_ACCEPT,
+            "python": "Python ssl (hostname_checks_common_name defaults to True) " + NOSAN_ACCEPT,
+            "gnutls": "GnuTLS " + NOSAN_ACCEPT,
+            "node": "Node.js tls.checkServerIdentity " + NOSAN_ACCEPT,
+            "java": "Java (HostnameChecker) " + NOSAN_ACCEPT,
+        },
+    )
+
+
+WILD_CLIENTS = ("openssl13", "openssl12", "curl13", "python13", "gnutls13", "node13", "node12", "java13", "go13")
+
+
+@scenario(
+    "cert-wildcard",
+    "Leaf for *.wild.test: SNI a.wild.test matches; a.b.wild.test and wild.test do not",
+    [4612],
+)
+def _(r: Run):
+    r.server(py_server(4612, "wildcard-chain.pem", "wildcard.key", 3 * len(WILD_CLIENTS), r.keylog), 4612)
+    cert_matrix(
+        r,
+        4612,
+        None,
+        None,
+        "SNI a.wild.test: the wildcard *.wild.test covers exactly one label",
+        clients=WILD_CLIENTS,
+        server=S("python") + " server (gen/pytls.py)",
+        sni="a.wild.test",
+        row="SNI a.wild.test",
+    )
+    for name, why in (
+        ("a.b.wild.test", "a wildcard covers one label only: *.wild.test does not match a.b.wild.test"),
+        ("wild.test", "*.wild.test does not match the bare parent name wild.test"),
+    ):
+        cert_matrix(
+            r,
+            4612,
+            "cert_hostname_mismatch",
+            "bad_certificate",
+            f"SNI {name}: {why}",
+            clients=WILD_CLIENTS,
+            server=S("python") + " server (gen/pytls.py)",
+            sni=name,
+            row=f"SNI {name}",
+        )
+
+
+@scenario(
+    "cert-ip-san",
+    "Clients connect to 127.0.0.1 without SNI: leaf with IP SAN 127.0.0.1 accepted, leaf without IP SAN rejected",
+    [4613, 4614],
+)
+def _(r: Run):
+    r.server(py_server(4613, "ip-only-chain.pem", "ip-only.key", len(ALL_CLIENTS), r.keylog), 4613)
+    r.server(py_server(4614, "dns-only-chain.pem", "dns-only.key", len(ALL_CLIENTS), r.keylog), 4614)
+    cert_matrix(
+        r,
+        4613,
+        None,
+        None,
+        "connects to 127.0.0.1 without SNI and checks the address: the leaf's only SAN is IP:127.0.0.1",
+        server=S("python") + " server (gen/pytls.py)",
+        sni=LO4,
+        row="IP SAN 127.0.0.1 (port 4613)",
+    )
+    cert_matrix(
+        r,
+        4614,
+        "cert_hostname_mismatch",
+        "bad_certificate",
+        "connects to 127.0.0.1 without SNI and checks the address: the leaf has DNS:server.test and no IP SAN",
+        server=S("python") + " server (gen/pytls.py)",
+        sni=LO4,
+        row="no IP SAN (port 4614)",
+    )
+
+
+@scenario(
+    "cert-chain-order",
+    "Server sends leaf, root, intermediate (out of order) and an unrelated certificate: every client accepts",
+    [4615],
+)
+def _(r: Run):
+    r.server(py_server(4615, "disordered-chain.pem", "server.key", len(ALL_CLIENTS), r.keylog), 4615)
+    cert_matrix(
+        r,
+        4615,
+        None,
+        None,
+        "Certificate message: leaf server.test, the root, the intermediate, then unrelated.test (issued by the "
+        "untrusted Unknown Root CA); the client builds leaf -> intermediate -> root and ignores the rest",
+        server=S("python") + " server (gen/pytls.py)",
+    )
+
+
+@scenario(
+    "ocsp-stapled-good-revoked",
+    "Stapled OCSP: good response (port 4616) and revoked response (port 4617); who checks the staple",
+    [4616, 4617],
+)
+def _(r: Run):
+    import pki as pkimod  # gen/ is on sys.path (prepare)
+
+    pkimod.staples(PKI)  # fresh responses: thisUpdate an hour ago, nextUpdate in 7 days
+    # one cipher suite per version: the -www status page lists them, and shrinks from 5 to 2 KB
+    one = ["-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256", "-ciphersuites", "TLS_AES_128_GCM_SHA256"]
+    for port, leaf, staple in ((4616, "server", "ocsp-good-staple.der"), (4617, "revoked", "ocsp-revoked-staple.der")):
+        r.server(ossl_server(port, leaf, keylog=r.keylog, extra=["-status_file", pki(staple), *one]), port)
+    env = {"SSLKEYLOGFILE": str(r.keylog)}
+    srv = S("openssl") + " s_server -www -status_file"
+    good, revoked = "good staple (port 4616)", "revoked staple (port 4617)"
+
+    def conn(client, port, ver, outcome, cause, note, key, row, **ex):
+        c = C(client, srv, port, ver, outcome, cause, note, **ex)
+        c.matrix_key, c.matrix_row = key, row
+        return c
+
+    # good staple: every checking client in TLS 1.3, GnuTLS also in TLS 1.2 (CertificateStatus in clear);
+    # revoked staple: the checking clients in both versions, and clients that ignore or never ask for it
+    for port, row, st in ((4616, good, "good"), (4617, revoked, "revoked")):
+        bad = st == "revoked"
+        for ver in ("1.3", "1.2") if bad else ("1.3",):
+            r.client(
+                conn(
+                    S("openssl") + " -status",
+                    port,
+                    ver,
+                    "established",
+                    None,
+                    f"s_client -status asks for the staple and prints it (Cert Status: {st}) but does not act on it"
+                    + (": it goes on and exchanges data" if bad else ""),
+                    f"openssl {ver}",
+                    row,
+                ),
+                ossl_client(port, ver, keylog=r.keylog, extra=["-status"]),
+            )
+        for ver in ("1.3", "1.2") if bad else ("1.3",):
+            r.client(
+                conn(
+                    S("curl") + " --cert-status",
+                    port,
+                    ver,
+                    "failed" if bad else "established",
+                    "cert_revoked" if bad else None,
+                    "curl --cert-status checks the staple after the handshake"
+                    + (" and hangs up: 'SSL certificate revocation reason: keyCompromise'" if bad else ": good"),
+                    f"curl {ver}",
+                    row,
+                ),
+                curl_client(port, ver, extra=["--cert-status"]),
+                env=env,
+            )
+        for ver in ("1.3", "1.2"):
+            r.client(
+                conn(
+                    S("gnutls") + " --ocsp",
+                    port,
+                    ver,
+                    "failed" if bad else "established",
+                    "cert_revoked" if bad else None,
+                    "GnuTLS checks the stapled response during the handshake"
+                    + (": 'The certificate was revoked via OCSP'" if bad else ": good"),
+                    f"gnutls {ver}",
+                    row,
+                ),
+                gnutls_client(port, ver, extra=["--ocsp"]),
+                env=env,
+            )
+        for ver in ("1.3", "1.2") if bad else ("1.3",):
+            r.client(
+                conn(
+                    S("go"),
+                    port,
+                    ver,
+                    "established",
+                    None,
+                    "Go asks for the staple (status_request) and keeps it in ConnectionState but does not check it"
+                    + (": the revoked response does not stop it" if bad else ""),
+                    f"go {ver}",
+                    row,
+                ),
+                go_client(port, ver, keylog=r.keylog),
+                stdin=None,
+            )
+    for stack, cmd, why in (
+        ("python", py_client(4617, "1.3", keylog=r.keylog), "Python's ssl does not ask for a staple"),
+        ("node", node_client(4617, "1.3", keylog=r.keylog), "Node.js does not ask for a staple unless requestOCSP"),
+        (
+            "java",
+            java_client(4617, "1.3"),
+            "Java asks for the staple (status_request) but checks no revocation by default; with "
+            "-Dcom.sun.net.ssl.checkRevocation=true it refuses even the good chain here ('Certificate does not "
+            "specify OCSP responder', for the unstapled intermediate)",
+        ),
+    ):
+        r.client(
+            conn(
+                S(stack),
+                4617,
+                "1.3",
+                "established",
+                None,
+                why + ": the revoked leaf is accepted",
+                f"{stack} 1.3",
+                revoked,
+            ),
+            cmd,
+            stdin=None,
         )
 
 
@@ -2835,7 +3200,7 @@ Debian 12 (bookworm), as root (tcpdump on lo/any, one nftables rule):
 apt-get install tcpdump tshark wireshark-common gnutls-bin golang-go \\
     openjdk-17-jdk-headless nodejs openssl curl nftables openssh-server
 .venv/bin/python samples/make_samples.py                 # all, from scratch (~2.5 min)
-.venv/bin/python samples/make_samples.py --only cert-expired tcp-refused   # a few, PKI kept
+.venv/bin/python samples/make_samples.py --only cert-expired tcp-refused   # a few, PKI kept (new certs added)
 .venv/bin/python samples/make_samples.py --list
 ```
 
@@ -2856,7 +3221,7 @@ connections stay distinguishable when captures are merged.
 | `*.pcap`, `*.pcapng`, `*.pcap.gz` | the captures (list below) |
 | `manifest.json` | one object per capture: `file`, `title`, `format`, `link_type`, `how` (tcpdump options, server command lines, post-processing; each connection has its client command), `keylog`, `connections` |
 | `keylogs/<capture>.keys` | NSS key logs written by the stacks that can (OpenSSL s_server/s_client, curl, Python, GnuTLS, Node.js, Go; not Java): `tshark -o tls.keylog_file:keylogs/X.keys -r X.pcap` decrypts TLS 1.3 handshakes and encrypted alerts |
-| `gen/pki/` | the test PKI (PEM certificates, unencrypted keys, two DER OCSP responses) and `pki.json` describing each certificate; `gen/pki/root.pem` is the trust anchor to pass as `ca_bundle` |
+| `gen/pki/` | the test PKI (PEM certificates, unencrypted keys, DER OCSP responses) and `pki.json` describing each certificate, bundle and OCSP response; `gen/pki/root.pem` is the trust anchor to pass as `ca_bundle` |
 | `gen/pki.py` | PKI generator (`cryptography`) |
 | `gen/pytls.py`, `gen/node_tls.js`, `gen/JavaTls.java`, `gen/gotls/main.go` | small clients and servers for Python, Node.js, Java and Go |
 | `gen/tool-versions.json` | exact versions of every tool of the last full run |
@@ -2872,12 +3237,20 @@ own error message), and, derived from `tshark -T json` on the finished file
 `+ms C|S: records`; `{X}` = a record that is encrypted on the wire and was
 read with the key log), `what_client_did`, `what_server_did`,
 `client_reaction` and `check` (the script's comparison of the capture with
-the alert or reset the scenario expects; all are `ok`).
+the alert or reset the scenario expects; all are `ok`), and `matrix_key` /
+`matrix_row` (column and row variant of the connection in the certificate
+table below; empty when it is not there; absent from entries written before
+these fields existed).
 
 Certificate facts: `root` (RSA 2048) signs `intermediate` (EC P-256), which
 signs the server leaves (EC P-256 unless stated; SAN server.test, localhost,
 127.0.0.1, ::1, with an AIA caIssuers URL). Clients trust `root.pem` only
-and ask for `server.test` (SNI and host name check).
+and ask for `server.test` (SNI and host name check) unless a capture says
+otherwise. Certificates added later (`intermediate-expired` and its leaf,
+`sha1-leaf`, `nosan`, `wildcard`, `ip-only`, `dns-only`, `unrelated`) are
+described in `gen/pki/pki.json` (`extended_at` when a partial run added them
+to an existing PKI); the stapling scenario signs fresh OCSP responses
+(`ocsp-good-staple.der`, `ocsp-revoked-staple.der`) each time it runs.
 """
 
 
@@ -2903,31 +3276,33 @@ def write_readme(caps: list[Capture], tv: dict[str, str]) -> None:
     for c in caps:
         lt = c.link_type.replace("LINKTYPE_", "")
         lines.append(f"| `{c.file}` | {c.format}, {lt} | {c.size_bytes / 1000:.1f} kB | {_summary(c)} | {c.title} |")
-    # the certificate matrix
-    certs = [
-        c
-        for c in caps
-        if c.file.startswith("cert-") and not c.file.endswith(".gz") and any(x.matrix_key for x in c.connections)
-    ]
+    # the certificate matrix: one line per capture (and row variant), one column per client stack + version
     keys: list[str] = []
-    for c in certs:
+    rows: dict[tuple[str, str], dict[str, str]] = {}
+    for c in caps:
         for x in c.connections:
-            if x.matrix_key and x.matrix_key not in keys:
+            if not x.matrix_key:
+                continue
+            if x.matrix_key not in keys:
                 keys.append(x.matrix_key)
-    if certs:
+            rows.setdefault((c.file, x.matrix_row), {})[x.matrix_key] = x.client_reaction
+    if rows:
         lines += [
             "",
-            "## What each client did with each bad certificate",
+            "## What each client did with each certificate",
             "",
             "Read from the captures of this run (`client_reaction`). `encrypted` alerts were read "
-            "with the server's key log; without it they are a lone short application_data record.",
+            "with the server's key log; without it they are a lone short application_data record. "
+            "Client options per capture are in the manifest (`client_command`): in "
+            "`ocsp-stapled-good-revoked.pcap` s_client runs with `-status`, curl with `--cert-status` and "
+            "gnutls-cli with `--ocsp`.",
             "",
             "| capture | " + " | ".join(keys) + " |",
             "|---" * (len(keys) + 1) + "|",
         ]
-        for c in certs:
-            cells = {x.matrix_key: x.client_reaction for x in c.connections if x.matrix_key}
-            lines.append(f"| `{c.file}` | " + " | ".join(cells.get(k, "") for k in keys) + " |")
+        for (file, row), cells in rows.items():
+            label = f"`{file}`" + (f" {row}" if row else "")
+            lines.append(f"| {label} | " + " | ".join(cells.get(k, "") for k in keys) + " |")
     lines += [
         "",
         "## Observations worth knowing (from these captures)",
@@ -2963,6 +3338,28 @@ OBSERVATIONS = """
   TLS 1.3 clients (Go, Java, Python) think the handshake succeeded and send data before the server's alert.
 - An OpenSSL server answers a TLS 1.0-only ClientHello with internal_error, not protocol_version.
 - An OpenSSL server closes silently (FIN, no alert) on a plain HTTP request.
+- An expired intermediate draws exactly the alerts of an expired leaf (OpenSSL certificate_expired, Java
+  certificate_expired in TLS 1.2 and encrypted certificate_unknown in 1.3, GnuTLS and Go bad_certificate,
+  Node.js nothing): only the chain says which certificate expired.
+- A SHA-1 signed leaf: OpenSSL 3.0 refuses it at security level 1 and 2 alike ("CA signature digest
+  algorithm too weak", alert bad_certificate), so s_client, curl, Python and Node.js reject it in TLS 1.2 and
+  1.3; `s_client -auth_level 0` accepts it, and s_server only loads it at SECLEVEL 0. GnuTLS ("insecure
+  algorithm") and Go (since 1.18; `GODEBUG=x509sha1=1` accepts) reject it; Java 17 accepts it (its SHA-1 ban
+  only covers chains to the JDK's own roots).
+- A leaf with a CN and no subjectAltName: OpenSSL-based clients, GnuTLS and Java fall back to the CN and
+  accept it; only Go refuses ("relies on legacy Common Name field", bad_certificate).
+- `*.wild.test` matches `a.wild.test` only, in every stack; `a.b.wild.test` and `wild.test` get the
+  hostname-mismatch reactions of `cert-wronghost.pcap` (curl again after the handshake).
+- Connecting to 127.0.0.1, no client sends SNI (s_client with `-noservername -verify_ip`, curl
+  `https://127.0.0.1`, Python and Go with the address as server name, GnuTLS `--verify-hostname 127.0.0.1`,
+  Node.js without `servername`, Java without SNI) and every one checks the address against the IP SANs:
+  all accept the IP:127.0.0.1 leaf and refuse the DNS:server.test-only leaf.
+- Chain order: leaf, root, intermediate plus an unrelated certificate is accepted by all 7 stacks in TLS 1.2
+  and 1.3.
+- Stapling: s_client `-status`, curl `--cert-status`, GnuTLS, Go and Java send status_request; Python and
+  Node.js do not, so they get no staple. Only GnuTLS (alert during the handshake) and curl `--cert-status`
+  (close_notify after it) act on a revoked staple: s_client prints "Cert Status: revoked" and goes on, Go and
+  Java ignore it. A revoked staple in a capture does not by itself mean the connection failed.
 """
 
 LIMITS = """
@@ -2980,6 +3377,16 @@ LIMITS = """
 - client_aborted clients are Python `ssl` objects driven over a socket (MemoryBIO): the handshake bytes are
   Python's, only the reset instead of the second flight is scripted.
 - Loopback has a 64 KB MTU, so bulk transfers travel in few, large segments.
+- The SHA-1 leaf: `cryptography` no longer signs certificates with SHA-1, so gen/pki.py builds it with
+  SHA-256 and re-signs its TBSCertificate with ecdsa-with-SHA1 (the intermediate's key, raw signature).
+- The no-SAN, wildcard, IP-SAN and chain-order servers are Python `ssl` (gen/pytls.py server, a 68-byte
+  reply) rather than s_server -www, whose 5 KB status page per accepted connection would push those captures
+  past 100 KB; the stapling servers are s_server -www -status_file with one cipher suite per version, which
+  shortens that page, and the good-staple port only gets TLS 1.2 from GnuTLS.
+- Java with revocation checking on (`-Dcom.sun.net.ssl.checkRevocation=true`) refuses even the good stapled
+  chain ("Certificate does not specify OCSP responder", for the intermediate, which has no staple and no
+  OCSP URL), so the stapling capture has Java only with its default (no check). s_client has no option that
+  fails on a revoked staple.
 """
 
 
@@ -3013,6 +3420,35 @@ def short_versions(tv: dict[str, str]) -> dict[str, str]:
         "go": "Go " + grab(tv["go"], r"go(\d+\.\d+\S*)") + " crypto/tls",
         "openssh": "OpenSSH " + grab(tv["openssh"], r"OpenSSH_(\S+?),"),
     }
+
+
+def manifest_order(entries: list[dict]) -> list[dict]:
+    """Scenario captures in SCENARIOS order, then the others (derived captures) in their current order:
+    a partial run files its new captures where a full run would."""
+    rank = {f"{sc.name}{'.pcapng' if sc.pcapng else '.pcap'}": i for i, sc in enumerate(SCENARIOS)}
+    pos = {e["file"]: i for i, e in enumerate(entries)}
+    return sorted(entries, key=lambda e: (0, rank[e["file"]]) if e["file"] in rank else (1, pos[e["file"]]))
+
+
+def capture_from_entry(e: dict) -> Capture:
+    """A manifest entry as a Capture (for the README)."""
+    cap_fields = set(Capture.__dataclass_fields__)
+    conn_fields = set(Conn.__dataclass_fields__)
+    cap = Capture(**{k: v for k, v in e.items() if k in cap_fields and k != "connections"})
+    cap.connections = [Conn(**{k: v for k, v in c.items() if k in conn_fields}) for c in e["connections"]]
+    # Entries written before the manifest kept `matrix_key`: a cert-* capture whose clients are all plain
+    # stack labels (cert_matrix) made the table, one column per stack and TLS version.
+    labels = {v: k for k, v in V.items()}
+    legacy = [c for c in e["connections"] if "matrix_key" not in c]
+    if (
+        legacy
+        and e["file"].startswith("cert-")
+        and not e["file"].endswith(".gz")
+        and all(c["client"] in labels for c in e["connections"])
+    ):
+        for conn in cap.connections:
+            conn.matrix_key = f"{labels[conn.client]} {conn.tls_version_intended}"
+    return cap
 
 
 def main() -> None:
@@ -3082,15 +3518,15 @@ def main() -> None:
     for e in entries:
         for conn in e["connections"]:
             conn.pop("expect", None)
-            conn.pop("matrix_key", None)
     if not full:
         for e in entries:
             old[e["file"]] = e
         entries = list(old.values())
+    entries = manifest_order(entries)
     manifest_path.write_text(json.dumps(entries, indent=1) + "\n")
     (HERE / "gen" / "tool-versions.json").write_text(json.dumps(tv, indent=1) + "\n")
-    if full:
-        write_readme(all_caps, tv)
+    # README from the whole manifest, so a partial run lists every capture too
+    write_readme([capture_from_entry(e) for e in entries], tv)
     total = sum(p.stat().st_size for p in HERE.iterdir() if p.suffix in (".pcap", ".pcapng", ".gz"))
     log(f"done: {len(entries)} captures, {total / 1e6:.2f} MB")
 

@@ -3,7 +3,8 @@
 //   java JavaTls client HOST PORT SNI TRUSTSTORE.p12 PROTOCOL [KEYSTORE.p12]
 //   java JavaTls server HOST PORT KEYSTORE.p12 PROTOCOLS COUNT [CLIENT_TRUSTSTORE.p12]
 // PROTOCOL(S): TLSv1.2, TLSv1.3 or "TLSv1.3,TLSv1.2". Store passwords: "changeit".
-// The client checks the host name (endpoint identification "HTTPS") against SNI.
+// The client checks the host name (endpoint identification "HTTPS") against SNI. When SNI is an IP
+// literal, no server_name extension is sent and the IP is checked against the IP SANs.
 // Prints one JSON-ish line describing the outcome.
 
 import java.io.*;
@@ -52,7 +53,8 @@ public class JavaTls {
         SSLSocket s = (SSLSocket) ctx.getSocketFactory().createSocket(plain, sni, port, true);
         SSLParameters p = s.getSSLParameters();
         p.setProtocols(a[5].split(","));
-        p.setServerNames(List.of(new SNIHostName(sni)));
+        boolean ipLiteral = sni.matches("[0-9.]+") || sni.contains(":");
+        p.setServerNames(ipLiteral ? List.of() : List.of(new SNIHostName(sni)));
         p.setEndpointIdentificationAlgorithm("HTTPS");
         s.setSSLParameters(p);
         s.setSoTimeout(5000);

@@ -2,9 +2,10 @@
 //
 //   node node_tls.js server --port P --cert chain.pem --key k.pem [--alpn h2,http/1.1]
 //                           [--client-ca ca.pem] [--count N] [--host 127.0.0.1]
-//   node node_tls.js client --port P --ca root.pem [--sni server.test] [--alpn h2]
+//   node node_tls.js client --port P --ca root.pem [--sni server.test|-] [--alpn h2]
 //                           [--min TLSv1.2] [--max TLSv1.3] [--cert c.pem --key k.pem]
 //                           [--keylog file]
+// --sni - : no servername option, so node sends no SNI for an IP host and checks the host (IP) itself.
 // Prints one JSON line describing the outcome.
 'use strict';
 const tls = require('node:tls');
@@ -37,7 +38,8 @@ if (o.mode === 'server') {
   if (o.keylog) srv.on('keylog', (line) => fs.appendFileSync(o.keylog, line));
   srv.listen(port, host);
 } else if (o.mode === 'client') {
-  const opts = { host, port, servername: o.sni || 'server.test' };
+  const opts = { host, port };
+  if (o.sni !== '-') opts.servername = o.sni || 'server.test';
   if (o.ca) opts.ca = fs.readFileSync(o.ca);
   if (o.alpn) opts.ALPNProtocols = o.alpn.split(',');
   if (o.min) opts.minVersion = o.min;

@@ -9,6 +9,11 @@ Usage: python pki.py OUTDIR          (needs the `cryptography` package)
 Writes PEM files (certificates ``*.pem``, private keys ``*.key``; keys are
 unencrypted PKCS#8, test material only) and ``pki.json`` describing every
 certificate (subject, issuer, validity, SANs, SHA-256 fingerprint, purpose).
+
+``extend(OUTDIR)`` adds the certificates of ``_extra_certs()`` that an
+existing PKI lacks, without rewriting any existing file (captures carry those
+certificates); ``staples(OUTDIR)`` signs fresh OCSP responses for the stapling
+scenario. make_samples.py calls both.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
@@ -45,6 +50,66 @@ def _key(kind: str):
     if kind.startswith("rsa"):
         return rsa.generate_private_key(public_exponent=65537, key_size=int(kind[3:]))
     raise ValueError(kind)
+
+
+# DER helpers for the SHA-1 signed leaf: `cryptography` refuses to sign certificates with SHA-1, so
+# the certificate is built with SHA-256, then its TBSCertificate gets the SHA-1 AlgorithmIdentifier
+# and is signed again (raw ECDSA/RSA signature over SHA-1, which `cryptography` still does).
+_SHA1_ALGID = {
+    "ec": bytes.fromhex("300906072a8648ce3d0401"),  # ecdsa-with-SHA1, no parameters
+    "rsa": bytes.fromhex("300d06092a864886f70d0101050500"),  # sha1WithRSAEncryption, NULL
+}
+
+
+def _der_len(n: int) -> bytes:
+    if n < 0x80:
+        return bytes([n])
+    b = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(b)]) + b
+
+
+def _der_tlv(tag: int, body: bytes) -> bytes:
+    return bytes([tag]) + _der_len(len(body)) + body
+
+
+def _der_children(der: bytes) -> list[bytes]:
+    """The encoded children of the constructed DER element `der` (single-byte tags only)."""
+    i = 1
+    first = der[i]
+    if first & 0x80:
+        n = first & 0x7F
+        i += 1 + n
+    else:
+        i += 1
+    out = []
+    while i < len(der):
+        j = i + 1
+        first = der[j]
+        if first & 0x80:
+            n = first & 0x7F
+            length = int.from_bytes(der[j + 1 : j + 1 + n], "big")
+            j += 1 + n
+        else:
+            length = first
+            j += 1
+        out.append(der[i : j + length])
+        i = j + length
+    return out
+
+
+def _resign_sha1(cert: x509.Certificate, issuer_key) -> x509.Certificate:
+    """The same certificate, signed by `issuer_key` with SHA-1."""
+    is_ec = isinstance(issuer_key, ec.EllipticCurvePrivateKey)
+    algid = _SHA1_ALGID["ec" if is_ec else "rsa"]
+    parts = _der_children(cert.tbs_certificate_bytes)
+    parts[2] = algid  # [0] version, serialNumber, signature AlgorithmIdentifier, issuer, ...
+    tbs = _der_tlv(0x30, b"".join(parts))
+    if is_ec:
+        sig = issuer_key.sign(tbs, ec.ECDSA(hashes.SHA1()))
+    else:
+        sig = issuer_key.sign(tbs, padding.PKCS1v15(), hashes.SHA1())
+    der = _der_tlv(0x30, tbs + algid + _der_tlv(0x03, b"\x00" + sig))
+    return x509.load_der_x509_certificate(der)
 
 
 class PKI:
@@ -81,6 +146,7 @@ class PKI:
         aia: str | None = None,
         purpose: str = "",
         ou: str | None = None,
+        sig_hash: str = "sha256",
     ) -> None:
         priv = _key(key)
         subject = _name(cn, ou)
@@ -149,6 +215,8 @@ class PKI:
                 critical=False,
             )
         cert = b.sign(issuer_key, hashes.SHA256())
+        if sig_hash == "sha1":
+            cert = _resign_sha1(cert, issuer_key)
         self.certs[name], self.keys[name] = cert, priv
         self.info[name] = {
             "cert": f"{name}.pem",
@@ -164,12 +232,15 @@ class PKI:
             "san_dns": list(dns),
             "san_ip": list(ips),
             "sha256": cert.fingerprint(hashes.SHA256()).hex(),
+            **({"signature_hash": sig_hash} if sig_hash != "sha256" else {}),
             "purpose": purpose,
         }
 
-    def write(self) -> None:
+    def write(self, names: list[str] | None = None) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
         for name, cert in self.certs.items():
+            if names is not None and name not in names:
+                continue
             (self.out / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
             (self.out / f"{name}.key").write_bytes(
                 self.keys[name].private_bytes(
@@ -179,7 +250,14 @@ class PKI:
                 )
             )
 
-    def ocsp(self, name: str, issuer: str, *, revoked: bool) -> dict:
+    def load(self, name: str, info: dict) -> None:
+        """Take an existing certificate and key from disk (partial runs keep the PKI)."""
+        self.certs[name] = x509.load_pem_x509_certificate((self.out / info["cert"]).read_bytes())
+        self.keys[name] = serialization.load_pem_private_key((self.out / info["key"]).read_bytes(), None)
+        self.info[name] = info
+        self._serial = max(self._serial, self.certs[name].serial_number)
+
+    def ocsp(self, name: str, issuer: str, *, revoked: bool, fname: str | None = None) -> dict:
         """Write a DER OCSP response for certificate `name`, signed by its issuer."""
         status = ocsp.OCSPCertStatus.REVOKED if revoked else ocsp.OCSPCertStatus.GOOD
         b = (
@@ -197,13 +275,15 @@ class PKI:
             .responder_id(ocsp.OCSPResponderEncoding.HASH, self.certs[issuer])
         )
         resp = b.sign(self.keys[issuer], hashes.SHA256())
-        fname = f"{name}-ocsp.der"
+        fname = fname or f"{name}-ocsp.der"
         (self.out / fname).write_bytes(resp.public_bytes(serialization.Encoding.DER))
         return {
             "certificate": name,
             "status": "revoked" if revoked else "good",
             "revocation_time": self.days(-10).isoformat() if revoked else None,
             "signed_by": issuer,
+            "this_update": self.days(-1 / 24).isoformat(),
+            "next_update": self.days(7).isoformat(),
         }
 
     def bundle(self, fname: str, names: list[str], purpose: str) -> None:
@@ -393,6 +473,7 @@ def build(out: Path, now: dt.datetime | None = None) -> dict:
         "revoked-ocsp.der": p.ocsp("revoked", "intermediate", revoked=True),
         "server-ocsp.der": p.ocsp("server", "intermediate", revoked=False),
     }
+    add_extras(p)
     meta = {
         "generated_at": now.replace(microsecond=0).isoformat(),
         "certificates": p.info,
@@ -401,6 +482,194 @@ def build(out: Path, now: dt.datetime | None = None) -> dict:
     }
     (out / "pki.json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
+
+
+# --------------------------------------------------------------------------
+# Certificates added after the first set. A full run makes them with the rest; a partial run
+# (make_samples.py --only) calls extend(), which creates the missing ones next to the existing PKI
+# without touching any existing file (the existing captures carry those certificates).
+# --------------------------------------------------------------------------
+def _extra_certs() -> list[tuple[str, dict]]:
+    server_eku = (ExtendedKeyUsageOID.SERVER_AUTH,)
+    return [
+        (
+            "intermediate-expired",
+            dict(
+                cn="tls-analyzer Test Intermediate CA E1",
+                issuer="root",
+                key="ec",
+                ca=True,
+                pathlen=0,
+                not_before=-600,
+                not_after=-20,
+                aia="root.crt",
+                ou="expired",
+                purpose="intermediate CA under the trusted root that expired 20 days before generation",
+            ),
+        ),
+        (
+            "expired-intermediate-leaf",
+            dict(
+                cn="server.test",
+                issuer="intermediate-expired",
+                dns=("server.test", "localhost"),
+                ips=("127.0.0.1", "::1"),
+                eku=server_eku,
+                aia="intermediate-expired.crt",
+                ou="expired intermediate",
+                not_before=-90,
+                not_after=275,
+                purpose="valid leaf issued (while it was valid) by intermediate-expired, which has since expired",
+            ),
+        ),
+        (
+            "sha1-leaf",
+            dict(
+                cn="server.test",
+                issuer="intermediate",
+                dns=("server.test", "localhost"),
+                ips=("127.0.0.1", "::1"),
+                eku=server_eku,
+                aia="intermediate.crt",
+                ou="sha1",
+                sig_hash="sha1",
+                purpose="leaf signed by the intermediate with ecdsa-with-SHA1 (weak signature); key EC P-256",
+            ),
+        ),
+        (
+            "nosan",
+            dict(
+                cn="server.test",
+                issuer="intermediate",
+                eku=server_eku,
+                aia="intermediate.crt",
+                ou="no SAN",
+                purpose="leaf with CN=server.test and no subjectAltName extension at all",
+            ),
+        ),
+        (
+            "wildcard",
+            dict(
+                cn="*.wild.test",
+                issuer="intermediate",
+                dns=("*.wild.test",),
+                eku=server_eku,
+                aia="intermediate.crt",
+                purpose="leaf for DNS:*.wild.test only: matches a.wild.test, not a.b.wild.test nor wild.test",
+            ),
+        ),
+        (
+            "ip-only",
+            dict(
+                cn="127.0.0.1",
+                issuer="intermediate",
+                ips=("127.0.0.1",),
+                eku=server_eku,
+                aia="intermediate.crt",
+                ou="IP SAN only",
+                purpose="leaf whose only subjectAltName is IP:127.0.0.1 (for clients connecting by IP, no SNI)",
+            ),
+        ),
+        (
+            "dns-only",
+            dict(
+                cn="server.test",
+                issuer="intermediate",
+                dns=("server.test",),
+                eku=server_eku,
+                aia="intermediate.crt",
+                ou="no IP SAN",
+                purpose="leaf for DNS:server.test only, no IP SAN: mismatch for clients that connect to 127.0.0.1",
+            ),
+        ),
+        (
+            "unrelated",
+            dict(
+                cn="unrelated.test",
+                issuer="unknown-root",
+                dns=("unrelated.test",),
+                eku=server_eku,
+                ou="unrelated",
+                purpose="a leaf from another PKI that the chain-order server appends to its chain (noise)",
+            ),
+        ),
+    ]
+
+
+_EXTRA_BUNDLES = [
+    (
+        "expired-intermediate-chain.pem",
+        ["expired-intermediate-leaf", "intermediate-expired"],
+        "valid leaf + its expired intermediate",
+    ),
+    ("sha1-leaf-chain.pem", ["sha1-leaf", "intermediate"], "SHA-1 signed leaf + intermediate"),
+    ("nosan-chain.pem", ["nosan", "intermediate"], "no-SAN leaf + intermediate"),
+    ("wildcard-chain.pem", ["wildcard", "intermediate"], "wildcard leaf + intermediate"),
+    ("ip-only-chain.pem", ["ip-only", "intermediate"], "IP-SAN-only leaf + intermediate"),
+    ("dns-only-chain.pem", ["dns-only", "intermediate"], "DNS-only leaf + intermediate"),
+    (
+        "disordered-chain.pem",
+        ["server", "root", "intermediate", "unrelated"],
+        "what the chain-order server sends: the good leaf, the root, then the intermediate (out of order), "
+        "then an unrelated certificate",
+    ),
+]
+
+
+def add_extras(p: PKI, skip: set[str] = frozenset()) -> list[str]:
+    """Make the extra certificates (except those in `skip`) and their bundles; returns the new names."""
+    made = []
+    for name, kw in _extra_certs():
+        if name in skip:
+            continue
+        kw = dict(kw)
+        p.make(name, kw.pop("cn"), **kw)
+        made.append(name)
+    p.write(made)
+    for fname, names, purpose in _EXTRA_BUNDLES:
+        if fname not in p.bundles or not (p.out / fname).exists():
+            p.bundle(fname, names, purpose)
+    return made
+
+
+def extend(out: Path, now: dt.datetime | None = None) -> list[str]:
+    """Add the extra certificates missing from an existing PKI; existing files are left alone."""
+    now = now or dt.datetime.now(dt.UTC)
+    meta = json.loads((out / "pki.json").read_text())
+    p = PKI(out, now)
+    for name, info in meta["certificates"].items():
+        p.load(name, info)
+    p.bundles = dict(meta.get("bundles", {}))
+    missing = {n for n, _ in _extra_certs() if not (out / f"{n}.pem").exists() or not (out / f"{n}.key").exists()}
+    if not missing and all((out / f).exists() for f, _, _ in _EXTRA_BUNDLES):
+        return []
+    skip = {n for n, _ in _extra_certs()} - missing
+    made = add_extras(p, skip)
+    meta["certificates"] = p.info
+    meta["bundles"] = p.bundles
+    meta.setdefault("extended_at", {})
+    for n in made:
+        meta["extended_at"][n] = now.replace(microsecond=0).isoformat()
+    (out / "pki.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return made
+
+
+def staples(out: Path, now: dt.datetime | None = None) -> dict:
+    """Fresh OCSP responses for the stapling scenario (thisUpdate one hour ago, nextUpdate in 7 days), made
+    at capture time so that the good one is current whenever the scenario runs: ocsp-good-staple.der for
+    `server`, ocsp-revoked-staple.der for `revoked` (revoked 10 days earlier, keyCompromise)."""
+    now = now or dt.datetime.now(dt.UTC)
+    meta = json.loads((out / "pki.json").read_text())
+    p = PKI(out, now)
+    for name in ("intermediate", "server", "revoked"):
+        p.load(name, meta["certificates"][name])
+    made = {
+        "ocsp-good-staple.der": p.ocsp("server", "intermediate", revoked=False, fname="ocsp-good-staple.der"),
+        "ocsp-revoked-staple.der": p.ocsp("revoked", "intermediate", revoked=True, fname="ocsp-revoked-staple.der"),
+    }
+    meta.setdefault("ocsp", {}).update(made)
+    (out / "pki.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return made
 
 
 if __name__ == "__main__":
