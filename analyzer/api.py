@@ -6,16 +6,18 @@ import gc
 import os
 from collections.abc import Callable, Iterable, Sequence
 
-from analyzer.capture.reader import CaptureReader
+from analyzer.capture.reader import CaptureReader, DecryptionSecrets
 from analyzer.certificates import TrustSettings, judge_certificates
 from analyzer.diagnose.causes import Cause, Confidence
 from analyzer.diagnose.evidence import Evidence, ServerProfile
 from analyzer.diagnose.rules import Verdict, classify, failed
 from analyzer.engine import Engine
+from analyzer.errors import CaptureError
 from analyzer.packets import LINKTYPE_NAMES
 from analyzer.result import AnalysisResult
 from analyzer.tables import TableBuilder, endpoint_ip
 from analyzer.tcp.flow import DEFAULT_TLS_PORTS, Flow
+from analyzer.tls.keylog import KeyLog, merge
 
 PathLike = str | os.PathLike[str]
 
@@ -68,13 +70,38 @@ def analyze(
         )
         if trust_store not in ("default", "system"):
             raise ValueError(f"trust_store must be 'default' or 'system', not {trust_store!r}")
-        result = _analyze(paths, tls_ports, progress, trust)
+        keylogs = [os.fspath(keylog)] if isinstance(keylog, str | os.PathLike) else [os.fspath(k) for k in keylog or ()]
+        result = _analyze(paths, tls_ports, progress, trust, keylogs)
     finally:
         if gc_was_enabled:
             gc.enable()
-    if keylog:
-        result.warnings.append("keylog given: key-log decryption is not implemented yet, encrypted records stay opaque")
     return result
+
+
+def _read_keylog(path: str, warnings: list[str]) -> KeyLog:
+    from analyzer.tls.keylog import parse_keylog
+
+    try:
+        with open(path, "rb") as fh:
+            log = parse_keylog(fh.read())
+    except OSError as exc:
+        raise CaptureError(f"{path}: cannot read the key log ({exc.strerror})") from exc
+    if not len(log):
+        warnings.append(f"{os.path.basename(path)}: no usable secrets in this key log")
+    if log.skipped_lines:
+        warnings.append(f"{os.path.basename(path)}: {log.skipped_lines} line(s) of the key log were not understood")
+    return log
+
+
+def _add_secrets(engine: Engine, blocks: Sequence[DecryptionSecrets], warnings: list[str]) -> None:
+    from analyzer.tls.keylog import keylog_from_dsb
+
+    for dsb in blocks:
+        log = keylog_from_dsb(dsb.secrets_type, dsb.data)
+        if log is None:
+            warnings.append(f"decryption secrets block of type 0x{dsb.secrets_type:08x} is not a TLS key log; ignored")
+            continue
+        engine.keys.log = merge(engine.keys.log, log) if engine.keys.log is not None else log
 
 
 def _analyze(
@@ -82,11 +109,15 @@ def _analyze(
     tls_ports: Iterable[int] | None,
     progress: Callable[[int, int], None] | None,
     trust: TrustSettings,
+    keylogs: list[str],
 ) -> AnalysisResult:
     files = [os.fspath(paths)] if isinstance(paths, str | os.PathLike) else [os.fspath(p) for p in paths]
     ports = frozenset(tls_ports) if tls_ports is not None else DEFAULT_TLS_PORTS
     engine = Engine(ports)
     warnings: list[str] = []
+    logs = [_read_keylog(k, warnings) for k in keylogs]
+    if logs:
+        engine.keys.log = merge(*logs)
     readers = [CaptureReader(f) for f in files]  # fail fast on a non-capture before any work
     total = sum(r.info.size_bytes for r in readers)
     done = 0
@@ -96,7 +127,11 @@ def _analyze(
         engine.file_index = i
         base = done
         cb = (lambda n, b=base: progress(b + n, total)) if progress else None
+        secrets_seen = 0
         for blk in reader.blocks(progress=cb):
+            if len(reader.info.secrets) > secrets_seen:  # a pcapng Decryption Secrets Block was read
+                _add_secrets(engine, reader.info.secrets[secrets_seen:], warnings)
+                secrets_seen = len(reader.info.secrets)
             engine.process(blk)
         done += reader.info.size_bytes
         info = reader.info

@@ -7,6 +7,7 @@ import numpy as np
 from analyzer.capture.reader import FrameBlock
 from analyzer.packets import SkimStats, TcpColumns, skim
 from analyzer.tcp.flow import ACK, DEFAULT_TLS_PORTS, FIN, RST, SKIP, SYN, Flow
+from analyzer.tls.observer import KeyRing
 
 CTRL = SYN | FIN | RST
 
@@ -21,6 +22,7 @@ class Engine:
         self.stats = SkimStats()
         self.file_index = 0
         self.errors: list[str] = []
+        self.keys = KeyRing()  # key log (files and pcapng secrets blocks), shared with every connection
 
     def process(self, blk: FrameBlock) -> None:
         cols = skim(blk, self.stats)
@@ -56,7 +58,7 @@ class Engine:
         old = self.flows.get(key)
         if old is not None:
             self.retired.append(old)
-        flow = Flow(key, ts, frame, self.tls_ports)
+        flow = Flow(key, ts, frame, self.tls_ports, self.keys)
         flow.file_index = self.file_index
         self.flows[key] = flow
         return flow

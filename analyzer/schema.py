@@ -77,6 +77,11 @@ HANDSHAKES: tuple[Column, ...] = (
     ),
     Column("client_cert_sha256", "string", "SHA-256 of the client's leaf certificate (mutual TLS, TLS <= 1.2)"),
     Column("client_validation_status", "string", "the client chain's verdict (against --client-ca when given)"),
+    Column(
+        "keylog_status",
+        "string",
+        "key-log decryption: decrypted / no_key / key_mismatch / unsupported_suite / pending; empty without a key log",
+    ),
     Column("trust_source", "string", "the trust anchors a verdict used (store and version)"),
     Column("notes", "string", "parse problems, gaps, mid-connection start, chain warnings"),
 )

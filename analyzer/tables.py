@@ -159,6 +159,7 @@ class TableBuilder:
                 "cert_sha256",
                 "offered_versions",
                 "client_stack",
+                "keylog_status",
                 "offered_alpn",
                 "curve",
                 "resumed",
@@ -183,7 +184,7 @@ class TableBuilder:
             if sh is not None:
                 tls_cols["version"] = version_name(sh.selected_version)
                 tls_cols["cipher"] = cipher_name(sh.cipher_suite)
-                tls_cols["alpn"] = sh.alpn
+                tls_cols["alpn"] = sh.alpn or obs.alpn
                 group = sh.key_share_group
                 if group is None and obs.server_key_exchange is not None:
                     group = obs.server_key_exchange.group
@@ -217,6 +218,7 @@ class TableBuilder:
             if obs.client_hello_ts is not None and end is not None:
                 tls_cols["handshake_ms"] = (end - obs.client_hello_ts) / 1e6
             notes.extend(obs.parse_errors[:3])
+            tls_cols["keylog_status"] = obs.keylog_status
             for a2 in obs.alerts:
                 level = None if a2.level is None else {1: "warning", 2: "fatal"}.get(a2.level, str(a2.level))
                 alerts.append(

@@ -170,6 +170,12 @@ def _stack(ev: Evidence) -> str | None:
     return client_stack(fingerprints(ev.obs)[1])
 
 
+def _confidence(f: CertFinding) -> Confidence:
+    """Certain when this connection's own certificate (seen in clear, or through its keys) shows the defect
+    and its own packets show the rejection; inferred when the certificate came from another connection."""
+    return Confidence.CERTAIN if f.source is None else Confidence.INFERRED
+
+
 def _from(f: CertFinding) -> str:
     return "" if f.source is None else f"the same server's certificate, seen in connection {f.source}: "
 
@@ -423,6 +429,9 @@ def server_alert_late(ev: Evidence) -> Verdict | None:
     a = ev.first_fatal_alert()
     if obs is None or a is None or a.side != SERVER or a.description is None:
         return None
+    cclose = ev.close(CLIENT)
+    if cclose is not None and cclose[0] <= a.ts_ns:
+        return None  # the server's answer to the client going away (OpenSSL says decode_error), not the cause
     cc = obs.client_certificate
     if obs.certificate_request is not None and a.name in SERVER_CLIENT_CERT_ALERTS:
         if cc is None or not cc.entries:
@@ -551,7 +560,7 @@ def _shutdown(ev: Evidence, side: int) -> tuple[int, int, str] | None:
             marks.append((a.ts_ns, a.frame, "an alert"))
             break
     first_app = obs.first_app_ts[side]
-    if obs.tls13 and first_app is not None and obs.app_max[side] < FINISHED_MIN:
+    if obs.tls13 and first_app is not None and obs.app_max[side] < FINISHED_MIN and not obs.app_decrypted[side]:
         frame = next((r.frame for r in obs.records if r.side == side and r.ts_ns == first_app), 0)
         marks.append((first_app, frame, "an encrypted alert"))
     return min(marks) if marks else None
@@ -561,7 +570,7 @@ def closed_without_data(ev: Evidence) -> Verdict | None:
     """The client finished the handshake, sent no application data and began closing first, and the
     certificate is bad: it checked the certificate after the handshake (curl's hostname check, node)."""
     obs = ev.obs
-    if obs is None or not obs.established or obs.app_max[CLIENT] >= FINISHED_MIN:
+    if obs is None or not obs.established or obs.app_max[CLIENT] >= FINISHED_MIN or obs.app_decrypted[CLIENT]:
         return None  # an application-data record bigger than an (encrypted) alert: the client was content
     cend, send = _shutdown(ev, CLIENT), _shutdown(ev, SERVER)
     if cend is None or (send is not None and send[0] < cend[0]):
@@ -575,7 +584,7 @@ def closed_without_data(ev: Evidence) -> Verdict | None:
         f"client completed the handshake, sent no application data and closed with {cend[2]} "
         f"{ms(cend[0] - done)} later (frame {cend[1]}), as clients that check the certificate after the "
         f"handshake do; {_from(found)}{found.detail}",
-        Confidence.INFERRED,
+        _confidence(found),
     )
 
 
@@ -607,7 +616,7 @@ def aborted(ev: Evidence) -> Verdict | None:
                 found.cause,
                 f"client closed with {cclose[2]} {ms(cclose[0] - ref)} after the server's flight without an alert "
                 f"(frame {cclose[1]}); {_from(found)}{found.detail}",
-                Confidence.INFERRED,
+                _confidence(found),
             )
         return failed(
             Cause.CLIENT_ABORTED,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from analyzer.tcp.reassembly import Gap, Reassembler
-from analyzer.tls.observer import CLIENT, SERVER, Event, TlsObserver
+from analyzer.tls.observer import CLIENT, SERVER, Event, KeyRing, TlsObserver
 from analyzer.tls.records import CT_HANDSHAKE, looks_like_client_hello, looks_like_tls, looks_like_tls_record
 
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
@@ -35,6 +35,7 @@ class Flow:
         "first_ts",
         "isn",
         "key",
+        "keys",
         "last_ts",
         "mode",
         "obs",
@@ -48,8 +49,11 @@ class Flow:
         "tls_ports",
     )
 
-    def __init__(self, key: tuple[int, ...], ts: int, frame: int, tls_ports: frozenset[int]) -> None:
+    def __init__(
+        self, key: tuple[int, ...], ts: int, frame: int, tls_ports: frozenset[int], keys: KeyRing | None = None
+    ) -> None:
         self.key = key
+        self.keys = keys
         self.file_index = 0
         self.tls_ports = tls_ports
         self.first_ts = ts
@@ -158,7 +162,7 @@ class Flow:
 
     def _start_deep(self) -> None:
         self.mode = DEEP
-        self.obs = TlsObserver(self.events)
+        self.obs = TlsObserver(self.events, self.keys)
         self.reasm = [Reassembler(self.isn[0]), Reassembler(self.isn[1])]
         early, self._early = self._early, []
         self._early_bytes = 0

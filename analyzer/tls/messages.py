@@ -422,3 +422,15 @@ def parse_alert(payload: bytes) -> Alert:
     if len(payload) != 2:
         raise ParseError(f"alert record of {len(payload)} bytes is not a cleartext alert")
     return Alert(payload[0], payload[1])
+
+
+def parse_encrypted_extensions_alpn(body: bytes) -> str | None:
+    """The ALPN protocol a TLS 1.3 server chose, from its (decrypted) EncryptedExtensions."""
+    for ext in _pull_extensions(Buffer(body), []):
+        if ext.type == EXT_ALPN:
+            try:
+                protos = _alpn_list(ext.data)
+            except ParseError:
+                return None
+            return protos[0] if protos else None
+    return None

@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 from analyzer.errors import ParseError
 from analyzer.tls import messages as m
+from analyzer.tls.keylog import Decryptor, KeyLog
 from analyzer.tls.records import (
     CT_ALERT,
     CT_APPDATA,
@@ -88,6 +89,13 @@ class AlertSeen:
 Event = tuple[int, int, int, str, str]  # (ts_ns, frame, side, kind, detail)
 
 
+@dataclass(slots=True)
+class KeyRing:
+    """The key log of an analysis, shared by every connection; pcapng secrets blocks add to it as read."""
+
+    log: KeyLog | None = None
+
+
 def is_tls13(version: int | None) -> bool:
     return version is not None and (version == 0x0304 or version >> 8 in (0x7F, 0x7E) or version == 0xFB1A)
 
@@ -98,8 +106,11 @@ class TlsObserver:
     Decrypted records from a key log can be fed to ``record`` with ``decrypted=True``.
     """
 
-    def __init__(self, events: list[Event]) -> None:
+    def __init__(self, events: list[Event], keys: KeyRing | None = None) -> None:
         self.events = events
+        self.keys = keys
+        self.decryptor: Decryptor | None = None
+        self.keylog_status: str | None = None  # decrypted / no_key / key_mismatch / unsupported_suite / pending
         self.layers = (RecordLayer(), RecordLayer())
         self.assemblers = (HandshakeAssembler(), HandshakeAssembler())
         self.records: list[RecordSeen] = []
@@ -129,9 +140,11 @@ class TlsObserver:
         self.first_bytes: list[bytes] = [b"", b""]
         self.records_after_established = 0
         self._flight_rest = 0  # TLS 1.3: records of the client's flight still to come (CertificateVerify, Finished)
+        self.app_decrypted = [False, False]  # application data proven by decryption (not guessed from sizes)
         self.app_max = [0, 0]  # largest application-data record per side: alerts are small, data usually is not
         self.client_flight_records = 0  # TLS 1.3: client records after the server's encrypted flight
         self.client_flight_ts: int | None = None  # TLS 1.3: when the client's second flight began
+        self.alpn: str | None = None  # ALPN from EncryptedExtensions (TLS 1.3, decrypted)
         self.tls13 = False  # set once the ServerHello selects TLS 1.3 (or a draft of it)
 
     # ------------------------------------------------------------------ derived facts
@@ -181,6 +194,15 @@ class TlsObserver:
         self.events.append((ts, frame, side, "gap", f"{length} bytes missing from the capture"))
 
     def record(self, side: int, rec: Record, ts: int, frame: int, decrypted: bool = False) -> None:
+        if self.decryptor is not None and not decrypted:
+            inner = self.decryptor.decrypt(side, rec)
+            self.keylog_status = self.decryptor.status.value
+            if inner is not None and inner is not rec:
+                if len(self.records) < MAX_RECORD_LOG:
+                    self.records.append(RecordSeen(ts, frame, side, rec.content_type, rec.length, True))
+                self._decrypted(side, inner, ts, frame)
+                return
+            # not protected (inner is rec), or the key does not fit (None): read it as captured
         ct = rec.content_type
         enc = self.encrypted(side) and not decrypted
         if len(self.records) < MAX_RECORD_LOG:
@@ -202,6 +224,8 @@ class TlsObserver:
         elif ct == CT_CCS:
             if self.server_hello is not None and not self.tls13 and self.ccs_ts[side] is None:
                 self.ccs_ts[side] = ts
+                if self.decryptor is not None:
+                    self.decryptor.change_cipher_spec(side)
             self._hist(side, "I")
             self.events.append((ts, frame, side, "change_cipher_spec", ""))
         elif ct == CT_SSL2:
@@ -211,6 +235,18 @@ class TlsObserver:
             self.events.append((ts, frame, side, "heartbeat", f"{rec.length} bytes"))
 
     # ------------------------------------------------------------------ records
+
+    def _decrypted(self, side: int, inner: Record, ts: int, frame: int) -> None:
+        """A record the key log opened: its real content, read like a cleartext one."""
+        ct = inner.content_type
+        if ct == CT_HANDSHAKE:
+            for msg in self.assemblers[side].feed(inner.payload):
+                self._message(side, msg, ts, frame)
+        elif ct == CT_ALERT:
+            self._alert(side, inner, ts, frame, False)
+        elif ct == CT_APPDATA:
+            self.app_decrypted[side] = True
+            self._count_application_data(side, inner, ts, frame)
 
     def _hist(self, side: int, letter: str) -> None:
         if len(self.history) < MAX_HISTORY:
@@ -259,6 +295,9 @@ class TlsObserver:
         if self.tls13 and side == CLIENT and self._flight_rest:
             self._flight_rest -= 1
             return  # the rest of the client's second flight
+        self._count_application_data(side, rec, ts, frame)
+
+    def _count_application_data(self, side: int, rec: Record, ts: int, frame: int) -> None:
         self.app_records[side] += 1
         self.app_bytes[side] += rec.length
         if rec.length > self.app_max[side]:
@@ -309,8 +348,10 @@ class TlsObserver:
         self._hist(side, HISTORY_LETTERS.get(msg.msg_type, "Z"))
         handler = HANDLERS.get(msg.msg_type)
         if handler is None:
-            if msg.msg_type == 20 and self.finished_ts[side] is None:  # cleartext Finished (NULL cipher)
+            if msg.msg_type == 20 and self.finished_ts[side] is None:  # decrypted (or NULL-cipher) Finished
                 self.finished_ts[side] = ts
+                self.finished_frame[side] = frame
+                self.events.append((ts, frame, side, "finished", "decrypted" if self.decryptor else "cleartext"))
             return
         try:
             handler(self, side, msg.body, ts, frame)
@@ -338,6 +379,15 @@ class TlsObserver:
             return
         self.server_hello, self.server_hello_ts = sh, ts
         self.tls13 = is_tls13(sh.selected_version)
+        if self.keys is not None and self.keys.log is not None and self.client_hello is not None:
+            found = Decryptor.for_connection(
+                self.keys.log, self.client_hello.random, sh.random, sh.cipher_suite, sh.selected_version
+            )
+            if isinstance(found, Decryptor):
+                self.decryptor = found
+                self.keylog_status = found.status.value
+            else:
+                self.keylog_status = found.value
         self.events.append(
             (
                 ts,
@@ -352,9 +402,17 @@ class TlsObserver:
         cert = m.parse_certificate(body, tls13=self.tls13)
         if side == SERVER:
             self.server_certificate, self.server_certificate_ts = cert, ts
+            for ext in cert.entries[0].extensions if cert.entries else ():
+                if ext.type == m.EXT_STATUS_REQUEST:  # TLS 1.3 carries the OCSP staple in the leaf's entry
+                    self.certificate_status = m.parse_certificate_status(ext.data)
         else:
             self.client_certificate = cert
         self.events.append((ts, frame, side, "certificate", f"{len(cert.entries)} certificates"))
+
+    def _on_encrypted_extensions(self, side: int, body: bytes, ts: int, frame: int) -> None:
+        alpn = m.parse_encrypted_extensions_alpn(body)
+        if alpn is not None and self.server_hello is not None:
+            self.alpn = alpn
 
     def _on_server_key_exchange(self, side: int, body: bytes, ts: int, frame: int) -> None:
         name = cipher_name(self.server_hello.cipher_suite) if self.server_hello else None
@@ -375,6 +433,7 @@ HANDLERS: dict[int, Callable[[TlsObserver, int, bytes, int, int], None]] = {
     1: TlsObserver._on_client_hello,
     2: TlsObserver._on_server_hello,
     11: TlsObserver._on_certificate,
+    8: TlsObserver._on_encrypted_extensions,
     12: TlsObserver._on_server_key_exchange,
     13: TlsObserver._on_certificate_request,
     14: TlsObserver._on_server_hello_done,
