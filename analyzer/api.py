@@ -30,7 +30,7 @@ def _server_endpoint(flow: Flow) -> tuple[str, int]:
 
 def _is_row(flow: Flow, ev: Evidence, tls_servers: set[tuple[str, int]], tls_ports: frozenset[int]) -> bool:
     """failure-causes.md: TLS seen, a server that speaks TLS elsewhere, a TLS answer, or a well-known TLS port."""
-    if flow.obs is not None:
+    if flow.obs is not None or flow.starttls is not None:
         return True
     if ev.server_sent_tls():
         return True

@@ -41,6 +41,12 @@ HANDSHAKES: tuple[Column, ...] = (
     Column("cert_sha256", "string", "SHA-256 hex of the server's leaf certificate"),
     # --- more
     Column(
+        "starttls",
+        "string",
+        "cleartext protocol TLS was started from: smtp, imap, pop3, ftp, ldap, postgres, mysql, xmpp, rdp, irc, socks, http_connect; empty when TLS came first",
+    ),
+    Column("tunnel_target", "string", "host:port a SOCKS or HTTP CONNECT tunnel was opened to"),
+    Column(
         "client_stack", "string", "client TLS stack guessed from JA4 (known fingerprints; '-like': same cipher list)"
     ),
     Column("offered_versions", "string", "versions the client offered, highest first (supported_versions or legacy)"),

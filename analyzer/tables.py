@@ -131,6 +131,8 @@ class TableBuilder:
         h["rule"] = rule
         close = ev.close(CLIENT), ev.close(1 - CLIENT)
         cands = [(c[0], SIDE_NAMES[i], c[2]) for i, c in enumerate(close) if c]
+        h["starttls"] = flow.starttls
+        h["tunnel_target"] = flow.tunnel_target
         h["tcp_close"] = f"{min(cands)[1]} {min(cands)[2]}" if cands else None
         h["duration_ms"] = (flow.last_ts - flow.first_ts) / 1e6
         h["client_packets"] = flow.pkts[cd]

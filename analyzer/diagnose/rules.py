@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from analyzer.diagnose.causes import Cause, Confidence, Outcome
 from analyzer.diagnose.evidence import Evidence, ms, quote
 from analyzer.diagnose.stacks import client_stack, refuses
+from analyzer.tcp.starttls import NoResponse
 from analyzer.tls.messages import ClientHello
 from analyzer.tls.observer import CLIENT, FINISHED_MIN, SERVER, AlertSeen
 from analyzer.tls.registry import alert_name, cipher_name, group_name, version_name
@@ -241,6 +242,23 @@ def no_client_hello(ev: Evidence) -> Verdict | None:
             f"TCP connected but the client never sent a ClientHello; the {who} closed with {close[2]} (frame {close[1]}){extra}",
         )
     return failed(Cause.NO_CLIENT_HELLO, f"TCP connected but the client sent nothing before the capture ended{extra}")
+
+
+def starttls_refused(ev: Evidence) -> Verdict | None:
+    """The client asked to upgrade a cleartext protocol to TLS and never got to send a ClientHello."""
+    f = ev.flow
+    outcome = f.starttls_outcome
+    if outcome is None or ev.obs is not None:
+        return None
+    if isinstance(outcome, NoResponse):
+        return failed(
+            Cause.SERVER_NO_RESPONSE,
+            f"client asked to start TLS inside {outcome.protocol.value.upper()} and the server did not answer: {outcome.detail}",
+        )
+    return failed(
+        Cause.STARTTLS_REFUSED,
+        f"the client wanted TLS inside {outcome.protocol.value.upper()} and the server refused it: {outcome.detail}",
+    )
 
 
 def client_sent_plaintext(ev: Evidence) -> Verdict | None:
@@ -660,6 +678,7 @@ RULE_TABLE: tuple[tuple[str, Callable[[Evidence], Verdict | None], str], ...] = 
     ("tcp_timeout", tcp_timeout, "SYNs were never answered"),
     ("mid_connection", mid_connection, "the capture began after the TCP handshake"),
     ("no_client_hello", no_client_hello, "TCP connected but the client sent no bytes"),
+    ("starttls_refused", starttls_refused, "a cleartext protocol's upgrade to TLS was refused or not answered"),
     ("client_sent_plaintext", client_sent_plaintext, "the client's first bytes were not TLS"),
     ("server_silent", server_silent, "ClientHello sent and the server sent nothing back"),
     ("non_tls_server", non_tls_server, "the server answered with bytes that are not TLS"),

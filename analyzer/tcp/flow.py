@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from analyzer.tcp.reassembly import Gap, Reassembler
+from analyzer.tcp.starttls import AdatTunnel, NoResponse, Refused, StartTlsWatcher, Upgrade
 from analyzer.tls.observer import CLIENT, SERVER, Event, KeyRing, TlsObserver
 from analyzer.tls.records import CT_HANDSHAKE, looks_like_client_hello, looks_like_tls, looks_like_tls_record
 
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
-UNDECIDED, DEEP, SKIP = 0, 1, 2
+UNDECIDED, DEEP, SKIP, WATCH = 0, 1, 2, 3  # WATCH: following a cleartext protocol until TLS starts
 EARLY_LIMIT = 16 * 1024  # server bytes kept while waiting for the client's first payload
 MAX_EVENTS = 400
 MAX_SYN_EVENTS = 8
@@ -24,6 +25,7 @@ class Flow:
     __slots__ = (
         "_early",
         "_early_bytes",
+        "adat",
         "bytes",
         "client_dir",
         "client_payload_tls",
@@ -42,11 +44,15 @@ class Flow:
         "pkts",
         "reasm",
         "rst",
+        "starttls",
+        "starttls_outcome",
         "syn_ack",
         "syn_count",
         "syn_seq",
         "syn_ts",
         "tls_ports",
+        "tunnel_target",
+        "watcher",
     )
 
     def __init__(
@@ -54,6 +60,11 @@ class Flow:
     ) -> None:
         self.key = key
         self.keys = keys
+        self.watcher: StartTlsWatcher | None = None
+        self.adat: AdatTunnel | None = None
+        self.starttls: str | None = None  # the cleartext protocol TLS was started from (smtp, postgres, socks...)
+        self.starttls_outcome: Refused | NoResponse | None = None
+        self.tunnel_target: str | None = None
         self.file_index = 0
         self.tls_ports = tls_ports
         self.first_ts = ts
@@ -134,6 +145,9 @@ class Flow:
         """A segment with payload, in UNDECIDED or DEEP mode."""
         if self.first_payload[d] is None:
             self.first_payload[d] = (ts, frame, data[:64])
+        if self.mode == WATCH:
+            self._watch(d, seq, data, wire_len, ts, frame)
+            return
         if self.mode == UNDECIDED:
             if self.client_dir is None:
                 if looks_like_client_hello(data):
@@ -152,13 +166,95 @@ class Flow:
             if d == self.client_dir:
                 self.client_payload_tls = tls
             if not tls:
-                self.mode = SKIP
-                self._early.clear()
+                if self.syn_ts is not None or self.syn_ack is not None:  # the stream's start is known
+                    self._start_watch()
+                    self._watch(d, seq, data, wire_len, ts, frame)
+                else:
+                    self.mode = SKIP
+                    self._early.clear()
                 return
             self._start_deep()
             if self.mode != DEEP:
                 return
         self._feed(d, seq, data, wire_len, ts, frame)
+
+    def _start_watch(self) -> None:
+        """The client spoke cleartext first: follow the protocol in case it upgrades to TLS (STARTTLS, tunnels)."""
+        self.mode = WATCH
+        pa, pb = self.ports
+        self.watcher = StartTlsWatcher(pb if self.client_dir == 0 else pa)
+        self.reasm = [Reassembler(self.isn[0]), Reassembler(self.isn[1])]
+        early, self._early = self._early, []
+        self._early_bytes = 0
+        server_d = 1 - (self.client_dir or 0)
+        for seq, data, wire_len, ts, frame in early:  # the server's banner came first
+            self._watch(server_d, seq, data, wire_len, ts, frame)
+
+    def _watch(self, d: int, seq: int, data: bytes, wire_len: int, ts: int, frame: int) -> None:
+        assert self.reasm is not None and self.watcher is not None
+        watcher = self.watcher
+        side = self.side(d)
+        for piece in self.reasm[d].add(seq, data, wire_len):
+            if self.mode == DEEP:  # upgraded in an earlier piece of this segment
+                self._deliver(side, piece, ts, frame)
+                continue
+            if isinstance(piece, Gap):
+                self._stop_watch()
+                return
+            if self.adat is None and side == CLIENT and b"AUTH GSSAPI" in piece[:64].upper():
+                self._start_adat(ts, frame)
+            if self.adat is not None:
+                self._adat_feed(side, piece, ts, frame)
+                continue
+            found = watcher.client_data(piece) if side == CLIENT else watcher.server_data(piece)
+            if isinstance(found, Upgrade):
+                self._upgrade(found, ts, frame)
+            elif isinstance(found, Refused):
+                self.starttls, self.starttls_outcome = found.protocol.value, found
+                self._event(ts, frame, d, "starttls_refused", f"{found.protocol.value}: {found.detail}")
+        if self.mode == WATCH and watcher.gave_up and self.adat is None:
+            self._stop_watch()
+
+    def _start_adat(self, ts: int, frame: int) -> None:
+        """FTP with RFC 2228 AUTH GSSAPI (GridFTP): TLS inside base64 ADAT commands."""
+        self.adat = AdatTunnel()
+        self.starttls = "ftp_adat"
+        self.client_payload_tls = True
+        self.obs = TlsObserver(self.events, self.keys)
+        self._event(ts, frame, self.client_dir or 0, "starttls", "ftp AUTH GSSAPI: TLS inside ADAT tokens")
+
+    def _adat_feed(self, side: int, piece: bytes, ts: int, frame: int) -> None:
+        assert self.adat is not None and self.obs is not None
+        tls = self.adat.feed(side == CLIENT, piece)
+        if tls:
+            self.obs.data(side, tls, ts, frame)
+        if self.adat.done or self.obs.done:
+            self.mode = DEEP  # nothing more to decode; the observer has what it needs
+            self.stop_deep()
+
+    def _upgrade(self, up: Upgrade, ts: int, frame: int) -> None:
+        assert self.watcher is not None
+        self.starttls, self.tunnel_target, self.starttls_outcome = up.protocol.value, up.tunnel_target, None
+        self.client_payload_tls = True
+        self.mode = DEEP
+        self.obs = TlsObserver(self.events, self.keys)
+        target = f" to {up.tunnel_target}" if up.tunnel_target else ""
+        self._event(ts, frame, self.client_dir or 0, "starttls", f"{up.protocol.value}{target}: TLS starts here")
+        self.obs.data(CLIENT, self.watcher.tls_head(True), ts, frame)
+        self.obs.data(SERVER, self.watcher.tls_head(False), ts, frame)
+        self.watcher = None
+
+    def _stop_watch(self) -> None:
+        self.mode = SKIP
+        self.reasm = None
+        self.watcher = None
+
+    def _deliver(self, side: int, piece: bytes | Gap, ts: int, frame: int) -> None:
+        assert self.obs is not None
+        if isinstance(piece, Gap):
+            self.obs.gap(side, ts, frame, piece.length)
+        else:
+            self.obs.data(side, piece, ts, frame)
 
     def _start_deep(self) -> None:
         self.mode = DEEP
@@ -190,6 +286,11 @@ class Flow:
 
     def finish(self, end_ts: int) -> None:
         """End of capture: deliver bytes still waiting behind holes, then resolve event sides."""
+        if self.mode == WATCH and self.watcher is not None:
+            last = self.watcher.finish()
+            if last is not None:
+                self.starttls, self.starttls_outcome = last.protocol.value, last
+            self._stop_watch()
         if self.reasm is not None and self.obs is not None:
             for d in (0, 1):
                 side = self.side(d)

@@ -1502,3 +1502,55 @@ class StartTlsWatcher:
         if client:
             return bytes(self._c[self._outcome.client_offset :])
         return bytes(self._s[self._outcome.server_offset :])
+
+
+class AdatTunnel:
+    """RFC 2228 FTP security exchange (GridFTP's GSI: AUTH GSSAPI, then ADAT tokens): the TLS handshake
+    travels base64-encoded inside ADAT commands and their 33x/235 ADAT= replies, not as a raw stream.
+    Feed each direction's cleartext; get back the decoded TLS bytes for that direction."""
+
+    __slots__ = ("_buf", "done")
+
+    MAX_LINE = 64 * 1024
+
+    def __init__(self) -> None:
+        self._buf = (bytearray(), bytearray())
+        self.done = False  # 235: the security exchange completed (what follows is protected)
+
+    def feed(self, client: bool, data: bytes) -> bytes:
+        buf = self._buf[0 if client else 1]
+        buf += data
+        out = bytearray()
+        while not self.done:
+            end = buf.find(b"\n")
+            if end < 0:
+                if len(buf) > self.MAX_LINE:
+                    buf.clear()
+                break
+            line = bytes(buf[:end]).strip()
+            del buf[: end + 1]
+            token = _adat_token(line, client)
+            if token:
+                out += token
+            if not client and line[:3] == b"235":
+                self.done = True
+        return bytes(out)
+
+
+def _adat_token(line: bytes, client: bool) -> bytes:
+    import base64
+    import binascii
+
+    if client:
+        if not line.upper().startswith(b"ADAT "):
+            return b""
+        text = line[5:]
+    else:
+        at = line.find(b"ADAT=")
+        if at < 0 or line[:1] not in (b"2", b"3"):
+            return b""
+        text = line[at + 5 :].split(b" ")[0]
+    try:
+        return base64.b64decode(text, validate=False)
+    except (binascii.Error, ValueError):
+        return b""
