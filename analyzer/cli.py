@@ -165,11 +165,108 @@ def build_parser() -> argparse.ArgumentParser:
         help="ports where a bare SYN counts as a TLS attempt (replaces the default list)",
     )
     a.add_argument("--no-progress", action="store_true", help="never show the progress bar")
+    _add_report_commands(sub)
     return p
+
+
+def _trust_options(c: argparse.ArgumentParser) -> None:
+    """The analysis options of `analyze`, for the commands that analyse before they report."""
+    c.add_argument("--ca-bundle", action="append", default=[], metavar="PEM", help="extra trust anchors (repeatable)")
+    c.add_argument("--trust-store", choices=["default", "system"], default="default", help="as for analyze")
+    c.add_argument("--intermediates", action="append", default=[], metavar="PEM", help="as for analyze")
+    c.add_argument("--client-ca", action="append", default=[], metavar="PEM", help="as for analyze")
+    c.add_argument("--keylog", action="append", default=[], metavar="FILE", help="NSS key log (SSLKEYLOGFILE)")
+    c.add_argument("--tls-ports", type=_ports, metavar="P,P,...", help="as for analyze")
+
+
+def _add_report_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    r = sub.add_parser("report", help="incident report: HTML (plots embedded) and Markdown into a directory")
+    r.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap / pcapng files (gzip or zstd ok)")
+    r.add_argument("--output", "-o", required=True, metavar="DIR", help="directory for the report (created)")
+    r.add_argument("--title", help="report title (default: names the capture files)")
+    _trust_options(r)
+    c = sub.add_parser("compare", help="what changed per server between two captures")
+    c.add_argument("captures", nargs=2, metavar="CAPTURE", help="BEFORE and AFTER")
+    c.add_argument(
+        "--by",
+        choices=["server", "endpoint", "sni"],
+        default="server",
+        help="server: (address, port, SNI); endpoint: (address, port); sni: the name alone",
+    )
+    c.add_argument("--format", choices=["table", "csv"], default="table", help="how to print the changes")
+    c.add_argument("--output", "-o", metavar="DIR", help="also write the comparison in report format to DIR")
+    _trust_options(c)
+    e = sub.add_parser("extract", help="write only the packets of chosen connections to a pcap")
+    e.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap / pcapng files (gzip or zstd ok)")
+    e.add_argument("--conn", action="append", default=[], metavar="ID", help="a conn_id (repeatable)")
+    e.add_argument("--cause", metavar="CODE", help="also every failed connection with this failure_cause")
+    e.add_argument("--output", "-o", required=True, metavar="PATH", help="pcap to write (.pcapng: pcapng)")
+    e.add_argument("--format", choices=["pcap", "pcapng"], help="default: pcap, or pcapng for several link types")
+    _trust_options(e)
+
+
+def _run_report_command(args: argparse.Namespace) -> int:
+    """report / compare / extract: analyse, then write; bad input is one line and exit 2."""
+    from analyzer import extract, report
+    from analyzer.compare import compare
+
+    inputs = [*args.captures, *args.ca_bundle, *args.intermediates, *args.client_ca, *args.keylog]
+    for path in inputs:
+        if not os.path.exists(path):
+            print(f"tls-analyzer: {path}: no such file", file=sys.stderr)
+            return 2
+    options = {
+        "ca_bundle": args.ca_bundle or None,
+        "keylog": args.keylog or None,
+        "tls_ports": args.tls_ports,
+        "trust_store": args.trust_store,
+        "intermediates": args.intermediates or None,
+        "client_ca": args.client_ca or None,
+    }
+    try:
+        if args.command == "compare":
+            cmp = compare(args.captures[0], args.captures[1], by=args.by, **options)
+            if args.format == "csv":
+                report.export.frame_csv(cmp.changes, sys.stdout)
+            else:
+                print(cmp)
+            if args.output:
+                print(cmp.write(args.output), file=sys.stderr)
+            return 0
+        result = analyze(args.captures, **options)
+        if args.command == "report":
+            print(report.write_report(result, args.output, title=args.title))
+        else:
+            ids = extract.conn_ids_for(result, args.conn, args.cause)
+            if not ids:
+                raise UsageError("no connection chosen: give --conn ID or --cause CODE that matches a failed row")
+            print(extract.write_pcap(result, ids, args.output, fmt=args.format))
+    except (CaptureError, UsageError) as exc:
+        print(f"tls-analyzer: {exc}", file=sys.stderr)
+        return 2
+    except KeyError as exc:  # an unknown --conn id
+        print(f"tls-analyzer: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError, report.ExportError) as exc:
+        print(f"tls-analyzer: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug: one line for the user, the traceback on request
+        if os.environ.get("TLS_ANALYZER_DEBUG"):
+            raise
+        print(
+            f"tls-analyzer: internal error ({type(exc).__name__}: {exc}); rerun with TLS_ANALYZER_DEBUG=1",
+            file=sys.stderr,
+        )
+        return 1
+    for w in result.warnings[:20]:
+        print(f"warning: {w}", file=sys.stderr)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command != "analyze":
+        return _run_report_command(args)
     for path in [*args.captures, *args.ca_bundle, *args.intermediates, *args.client_ca, *args.keylog]:
         if not os.path.exists(path):
             print(f"tls-analyzer: {path}: no such file", file=sys.stderr)

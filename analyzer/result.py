@@ -11,6 +11,7 @@ from analyzer import schema
 
 if TYPE_CHECKING:
     import pandas as pd
+    from scapy.plist import PacketList
 
 
 def iso(ns: int | None) -> str:
@@ -34,6 +35,22 @@ def _rule_story(fired: object) -> list[str]:
     if before:
         lines.append("rules checked first, which did not apply: " + "; ".join(f"{n} ({when[n]})" for n in before))
     return lines
+
+
+class PacketCount(int):
+    """The number of packets an analysis read; called with a conn_id, that connection's packets (PacketList)."""
+
+    _result: AnalysisResult
+
+    def __new__(cls, value: int, result: AnalysisResult) -> PacketCount:
+        obj = super().__new__(cls, value)
+        obj._result = result
+        return obj
+
+    def __call__(self, conn_id: str) -> PacketList:
+        from analyzer.extract import packet_list
+
+        return packet_list(self._result, conn_id)
 
 
 class AnalysisResult:
@@ -162,8 +179,43 @@ class AnalysisResult:
             lines.append(f"  {ev['dt_ms'][j]:10.3f} ms  frame {ev['frame'][j]:<6} {arrow} {ev['event'][j]}{detail}")
         return "\n".join(lines)
 
+    @property
+    def packets(self) -> PacketCount:
+        """How many packets were read (an int); ``result.packets(conn_id)``: that connection's packets, read again
+        from ``files`` (4-tuple and time span), as a scapy PacketList."""
+        return PacketCount(self._packet_count, self)
+
+    @packets.setter
+    def packets(self, value: int) -> None:
+        self._packet_count = int(value)
+
     def _repr_html_(self) -> str:
-        return "<pre>" + html.escape(self.summary()) + "</pre>"
+        """Compact notebook summary: counts, capture window, causes, most failing servers; every string escaped."""
+        e = html.escape
+        hs = self.columns["handshakes"]
+        outcomes = Counter(hs["outcome"])
+        span = "no packets"
+        if self.first_ts_ns is not None and self.last_ts_ns is not None:
+            span = f"{iso(self.first_ts_ns)[:19]} to {iso(self.last_ts_ns)[:19]} UTC"
+        parts = [
+            f"<p><b>{len(hs['conn_id'])} TLS connection(s)</b> in {self.packets} packets, {e(span)}: "
+            + ", ".join(f"{outcomes.get(o, 0)} {o}" for o in ("established", "failed", "incomplete"))
+            + "</p>"
+        ]
+        failed = [i for i, o in enumerate(hs["outcome"]) if o == "failed"]
+        servers: Counter[str] = Counter()
+        for i in failed:
+            sni = hs["sni"][i]
+            servers[f"{hs['server_ip'][i]}:{hs['server_port'][i]}" + (f" ({sni})" if sni else "")] += 1
+        causes = Counter(str(hs["failure_cause"][i] or "other") for i in failed)
+        for title, counts in (("cause", causes), ("failing server", servers)):
+            if counts:
+                cells = "".join(f"<tr><td>{e(k)}</td><td>{v}</td></tr>" for k, v in counts.most_common(8))
+                more = f"<tr><td colspan='2'>... {len(counts) - 8} more</td></tr>" if len(counts) > 8 else ""
+                parts.append(f"<table><tr><th>{title}</th><th>failed</th></tr>{cells}{more}</table>")
+        if self.warnings:
+            parts.append(f"<p>{len(self.warnings)} warning(s); first: {e(self.warnings[0])}</p>")
+        return "<div>" + "".join(parts) + "</div>"
 
     def __repr__(self) -> str:
         return f"<AnalysisResult: {self.summary().splitlines()[1]}>"

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from analyzer.diagnose.causes import Cause, Confidence, Outcome
 from analyzer.diagnose.evidence import Evidence, ms, quote
 from analyzer.diagnose.stacks import client_stack, refuses
-from analyzer.tcp.starttls import NoResponse
 from analyzer.tls.messages import ClientHello
 from analyzer.tls.observer import CLIENT, FINISHED_MIN, SERVER, AlertSeen
 from analyzer.tls.registry import alert_name, cipher_name, group_name, version_name
@@ -250,6 +249,8 @@ def starttls_refused(ev: Evidence) -> Verdict | None:
     outcome = f.starttls_outcome
     if outcome is None or ev.obs is not None:
         return None
+    from analyzer.tcp.starttls import NoResponse
+
     if isinstance(outcome, NoResponse):
         return failed(
             Cause.SERVER_NO_RESPONSE,

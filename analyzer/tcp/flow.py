@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from analyzer.tcp.reassembly import Gap, Reassembler
-from analyzer.tcp.starttls import AdatTunnel, NoResponse, Refused, StartTlsWatcher, Upgrade
 from analyzer.tls.observer import CLIENT, SERVER, Event, KeyRing, TlsObserver
+
+if TYPE_CHECKING:
+    from analyzer.tcp.starttls import AdatTunnel, NoResponse, Refused, StartTlsWatcher, Upgrade
 from analyzer.tls.records import CT_HANDSHAKE, looks_like_client_hello, looks_like_tls, looks_like_tls_record
 
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
@@ -180,6 +184,8 @@ class Flow:
 
     def _start_watch(self) -> None:
         """The client spoke cleartext first: follow the protocol in case it upgrades to TLS (STARTTLS, tunnels)."""
+        from analyzer.tcp.starttls import StartTlsWatcher  # imported when a cleartext conversation needs it
+
         self.mode = WATCH
         pa, pb = self.ports
         self.watcher = StartTlsWatcher(pb if self.client_dir == 0 else pa)
@@ -191,6 +197,8 @@ class Flow:
             self._watch(server_d, seq, data, wire_len, ts, frame)
 
     def _watch(self, d: int, seq: int, data: bytes, wire_len: int, ts: int, frame: int) -> None:
+        from analyzer.tcp import starttls
+
         assert self.reasm is not None and self.watcher is not None
         watcher = self.watcher
         side = self.side(d)
@@ -207,9 +215,11 @@ class Flow:
                 self._adat_feed(side, piece, ts, frame)
                 continue
             found = watcher.client_data(piece) if side == CLIENT else watcher.server_data(piece)
-            if isinstance(found, Upgrade):
+            if found is None:
+                continue
+            if isinstance(found, starttls.Upgrade):
                 self._upgrade(found, ts, frame)
-            elif isinstance(found, Refused):
+            else:
                 self.starttls, self.starttls_outcome = found.protocol.value, found
                 self._event(ts, frame, d, "starttls_refused", f"{found.protocol.value}: {found.detail}")
         if self.mode == WATCH and watcher.gave_up and self.adat is None:
@@ -217,6 +227,8 @@ class Flow:
 
     def _start_adat(self, ts: int, frame: int) -> None:
         """FTP with RFC 2228 AUTH GSSAPI (GridFTP): TLS inside base64 ADAT commands."""
+        from analyzer.tcp.starttls import AdatTunnel
+
         self.adat = AdatTunnel()
         self.starttls = "ftp_adat"
         self.client_payload_tls = True

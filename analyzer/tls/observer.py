@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from analyzer.errors import ParseError
 from analyzer.tls import messages as m
-from analyzer.tls.keylog import Decryptor, KeyLog
 from analyzer.tls.records import (
     CT_ALERT,
     CT_APPDATA,
@@ -21,6 +20,9 @@ from analyzer.tls.records import (
     RecordLayer,
 )
 from analyzer.tls.registry import HANDSHAKE_TYPES, alert_name, cipher_name
+
+if TYPE_CHECKING:
+    from analyzer.tls.keylog import Decryptor, KeyLog
 
 CLIENT, SERVER = 0, 1
 SIDE_NAMES = ("client", "server")
@@ -380,6 +382,8 @@ class TlsObserver:
         self.server_hello, self.server_hello_ts = sh, ts
         self.tls13 = is_tls13(sh.selected_version)
         if self.keys is not None and self.keys.log is not None and self.client_hello is not None:
+            from analyzer.tls.keylog import Decryptor  # only analyses with a key log pay for the crypto imports
+
             found = Decryptor.for_connection(
                 self.keys.log, self.client_hello.random, sh.random, sh.cipher_suite, sh.selected_version
             )
