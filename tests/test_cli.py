@@ -1,4 +1,5 @@
 """The command line as a user runs it: formats, errors, exit codes, and the empty-result schema."""
+
 from __future__ import annotations
 
 import csv
@@ -30,7 +31,9 @@ def test_csv_starts_with_the_interface_columns_and_neutralises_formulas(tmp_path
     assert len(rows) - 1 == len(analyzer.analyze(SAMPLE).handshakes)
     from analyzer.cli import neutralise
 
-    assert neutralise("=HYPERLINK(1)") == "'=HYPERLINK(1)" and neutralise("-2+3") == "'-2+3" and neutralise("ok") == "ok"
+    assert (
+        neutralise("=HYPERLINK(1)") == "'=HYPERLINK(1)" and neutralise("-2+3") == "'-2+3" and neutralise("ok") == "ok"
+    )
 
 
 def test_json_and_parquet_round_trip(tmp_path: pathlib.Path) -> None:
@@ -60,7 +63,9 @@ def test_bad_usage_exits_2_in_one_line(tmp_path: pathlib.Path) -> None:
 def test_empty_result_keeps_the_schema(tmp_path: pathlib.Path) -> None:
     from forge import pcap
 
-    udp = bytes(12) + b"\x08\x00" + bytes([0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]) + bytes(8)
+    udp = (
+        bytes(12) + b"\x08\x00" + bytes([0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]) + bytes(8)
+    )
     p = tmp_path / "udp.pcap"
     p.write_bytes(pcap([(1_700_000_000_000_000_000, udp)]))
     r = analyzer.analyze(p)

@@ -1,4 +1,5 @@
 """client_stack names the real client of every sample connection whose ClientHello was seen."""
+
 from __future__ import annotations
 
 import json

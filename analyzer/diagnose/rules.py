@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from analyzer.diagnose.causes import Cause, Confidence, Outcome
 from analyzer.diagnose.evidence import Evidence, ms, quote
-from analyzer.diagnose.stacks import client_stack, refuses
+from analyzer.diagnose.stacks import client_stack, refuses, verifies_after_handshake
 from analyzer.tls.messages import ClientHello
 from analyzer.tls.observer import CLIENT, FINISHED_MIN, SERVER, AlertSeen
 from analyzer.tls.registry import alert_name, cipher_name, group_name, version_name
@@ -141,9 +141,9 @@ def usable_defect(ev: Evidence, code: str, after_handshake: bool) -> bool:
 
     - hostname without SNI: only for an explicit rejection by a stack known exactly (its fingerprint is in
       stacks_data): such stacks send SNI whenever they connect by name, so they connected by address. Never
-      for a silent close after a finished handshake: load-balancer health checks and `openssl s_client`
-      probes connect by address without SNI, verify nothing and close exactly like curl does after a
-      mismatch (so curl connecting by address to a certificate without that IP stays `established`).
+      for a silent close after a finished handshake, unless the stack is one that verifies after the
+      handshake (curl, node): load-balancer health checks and `openssl s_client` probes connect by address
+      without SNI, verify nothing and close the same way.
     - untrusted root / missing intermediate: not for a capture much older than the trust store; after a
       finished handshake, only when the user named the anchors (private PKIs are everywhere).
     - weak key / SHA-1: when the client's stack is known to refuse it by default (stacks.WEAK_POLICY);
@@ -151,7 +151,11 @@ def usable_defect(ev: Evidence, code: str, after_handshake: bool) -> bool:
     stack = _stack(ev)
     if code == "hostname_mismatch":
         sni = ev.obs.client_hello.sni if ev.obs is not None and ev.obs.client_hello is not None else None
-        return sni is not None or (not after_handshake and stack is not None and not stack.endswith("-like"))
+        if sni is not None:
+            return True
+        if after_handshake:
+            return verifies_after_handshake(stack)
+        return stack is not None and not stack.endswith("-like")
     if code in STORE_DEPENDENT or code == "self_signed":
         if code != "self_signed" and not ev.store_current:
             return False

@@ -45,3 +45,13 @@ def refuses(stack: str | None, defect: str) -> bool | None:
         if stack.startswith(family):
             return policy.get(defect)
     return None
+
+
+# Stacks that finish the handshake, then verify the certificate and close without a readable alert
+# (curl's hostname and OCSP checks, node's TLS 1.2 client): for them a silent close after the handshake
+# is a rejection. openssl s_client and health-check probes also close silently but verify nothing.
+POST_HANDSHAKE_VERIFIERS = ("curl", "node")
+
+
+def verifies_after_handshake(stack: str | None) -> bool:
+    return bool(stack) and not stack.endswith("-like") and stack.startswith(POST_HANDSHAKE_VERIFIERS)  # type: ignore[union-attr]

@@ -30,8 +30,10 @@ FIELDS = [
 
 def pending_reason(conn: dict[str, object], cause: str | None, sni: str) -> str:
     if cause == "cert_hostname_mismatch" and not sni:
-        return ("limitation: a client that connects by address, finishes the handshake and closes silently "
-                "looks exactly like a health-check probe (README)")
+        return (
+            "limitation: a client that connects by address, finishes the handshake and closes silently "
+            "looks exactly like a health-check probe (README)"
+        )
     if cause == "starttls_refused":
         return "STARTTLS is not followed yet (issue 8)"
     if cause and cause.startswith("cert_"):
