@@ -10,10 +10,10 @@ import subprocess
 import sys
 
 import pandas as pd
+from conftest import SAMPLES
 
 import analyzer
 from analyzer import schema
-from conftest import SAMPLES
 
 SAMPLE = SAMPLES / "no-shared-cipher.pcapng"
 REQUIRED = [c.name for c in schema.HANDSHAKES[:19]]

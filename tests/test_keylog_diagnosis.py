@@ -8,9 +8,9 @@ import json
 
 import pandas as pd
 import pytest
+from conftest import ROOT, SAMPLES
 
 import analyzer
-from conftest import ROOT, SAMPLES
 
 PKI_ROOT = SAMPLES / "gen" / "pki" / "root.pem"
 LEAVES = ROOT / "tests" / "data" / "keylog" / "tshark_leaf.tsv"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
+from conftest import SAMPLES
+
 import analyzer
 from analyzer.diagnose.stacks import client_stack
-from conftest import SAMPLES
 
 
 def test_stacks_of_the_samples() -> None:

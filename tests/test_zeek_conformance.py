@@ -55,8 +55,9 @@ KNOWN_VALIDATION_DIFFERENCES = {("tls/missing-intermediate.pcap", 58532): "Zeek 
 def test_certificate_verdicts_agree_with_zeek() -> None:
     import csv
 
-    import analyzer
     from zeek_oracle import ZEEK
+
+    import analyzer
 
     anchors = ZEEK / "external-ca-list.pem"  # the roots Zeek's validation tests trusted
     results: dict[str, object] = {}
