@@ -104,3 +104,18 @@ def test_timestamps_going_backwards_are_tolerated(tmp_path: pathlib.Path, refere
     p = tmp_path / "back.pcap"
     p.write_bytes(pcap(jittered))
     pd.testing.assert_frame_equal(rows(p), reference)
+
+
+def test_two_sensors_one_direction_each(tmp_path: pathlib.Path, reference: pd.DataFrame) -> None:
+    """Each direction captured by a different sensor, merged into one pcapng: roles and rows are unchanged."""
+    pk = read_pcap(str(SOURCE))
+
+    def from_client(frame: bytes) -> bool:
+        ihl = (frame[14] & 0x0F) * 4
+        return int.from_bytes(frame[16 + ihl : 18 + ihl], "big") == 443
+
+    up = [p for p in pk if from_client(p[1])]
+    down = list(relink([p for p in pk if not from_client(p[1])], "sll"))
+    p = tmp_path / "merged.pcapng"
+    p.write_bytes(pcapng([(1, 6, up), (113, 9, down)]))
+    pd.testing.assert_frame_equal(rows(p), reference)

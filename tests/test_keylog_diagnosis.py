@@ -76,3 +76,12 @@ def test_wrong_keys_are_a_status_not_an_answer(tmp_path) -> None:
     assert set(tls13.keylog_status) == {"key_mismatch"}
     plain = analyzer.analyze(SAMPLES / "cert-expired.pcap", ca_bundle=[PKI_ROOT]).handshakes
     pd.testing.assert_series_equal(hs.failure_cause, plain.failure_cause)  # never a silent wrong answer
+
+
+def test_secrets_embedded_in_pcapng_are_used_without_a_key_log() -> None:
+    hs = analyzer.analyze(SAMPLES / "python-ssl-ok-dsb.pcapng").handshakes
+    assert len(hs) and set(hs.keylog_status) == {"decrypted"}
+    plain = analyzer.analyze(SAMPLES / "python-ssl-ok.pcap").handshakes
+    assert set(plain.keylog_status.dropna()) == set()
+    r = analyzer.analyze(SAMPLES / "python-ssl-ok-dsb.pcapng")
+    assert "keylog_status: decrypted" in r.explain(r.handshakes.conn_id.iloc[0])
