@@ -88,6 +88,11 @@ HANDSHAKES: tuple[Column, ...] = (
         "string",
         "key-log decryption: decrypted / no_key / key_mismatch / unsupported_suite / pending; empty without a key log",
     ),
+    Column(
+        "remediation",
+        "string",
+        "what to change, and on which side, for this failure cause (analyzer/report/remediation.py)",
+    ),
     Column("trust_source", "string", "the trust anchors a verdict used (store and version)"),
     Column("notes", "string", "parse problems, gaps, mid-connection start, chain warnings"),
 )

@@ -12,6 +12,7 @@ from analyzer import schema
 from analyzer.diagnose.evidence import Evidence
 from analyzer.diagnose.rules import Verdict
 from analyzer.diagnose.stacks import client_stack
+from analyzer.report.remediation import remedy
 from analyzer.tcp.flow import Flow
 from analyzer.tls import fingerprints as fp
 from analyzer.tls.observer import CLIENT, SIDE_NAMES, TlsObserver
@@ -126,6 +127,9 @@ class TableBuilder:
         h["server_port"] = pb if cd == 0 else pa
         h["outcome"] = verdict.outcome.value
         h["failure_cause"] = verdict.cause.value if verdict.cause else None
+        if verdict.cause is not None:
+            fix = remedy(verdict.cause.value)
+            h["remediation"] = f"{fix.side}: {fix.action}"
         h["failure_detail"] = verdict.detail
         h["confidence"] = verdict.confidence.value if verdict.confidence else None
         h["rule"] = rule

@@ -1,5 +1,4 @@
-"""Evidence extraction: the written pcap re-analyses to the same rows; link types and nanosecond times are kept;
-result.packets(conn_id) is that connection's packets."""
+"""Evidence extraction: the written pcap re-analyses to the same rows; result.packets(conn_id) is that connection's."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Every plot renders without warnings on the samples, on one connection, on an empty result, and on 100,000
-connections; colours are fixed per cause; text from the wire cannot turn into mathtext."""
+"""Plots: no warnings on samples, one connection, nothing, 100,000 connections; fixed cause colours; literal text."""
 
 from __future__ import annotations
 

@@ -174,6 +174,26 @@ def _stack(ev: Evidence) -> str | None:
     return client_stack(fingerprints(ev.obs)[1])
 
 
+def _contradiction(ev: Evidence, found: CertFinding, alert: str) -> str:
+    """When the client's stack is known and normally sends another alert for this defect, say so
+    (alert_semantics.py): a client with a wrong clock or its own trust store shows up this way."""
+    from analyzer.diagnose.alert_semantics import CAUSE_PROBLEMS, consistent, expected_alert
+
+    stack = _stack(ev)
+    version = ev.obs.version if ev.obs is not None else None
+    for problem in CAUSE_PROBLEMS.get(found.cause.value, ()):
+        verdict = consistent(stack, problem, alert, version)
+        if verdict is None or verdict:
+            return ""
+        usual = expected_alert(stack or "", problem, version)
+        if usual is not None:
+            return (
+                f"; note: {stack} normally answers {problem.replace('_', ' ')} with "
+                f"{usual.alert or 'a silent close'}, not {alert}: the client may see a different chain or clock"
+            )
+    return ""
+
+
 def _confidence(f: CertFinding) -> Confidence:
     """Certain when this connection's own certificate (seen in clear, or through its keys) shows the defect
     and its own packets show the rejection; inferred when the certificate came from another connection."""
@@ -434,7 +454,11 @@ def client_alert(ev: Evidence) -> Verdict | None:
         found = cert_finding(ev, a.name, confirmed=True)
         if found is not None:
             conf = Confidence.CERTAIN if found.source is None else Confidence.INFERRED
-            return failed(found.cause, f"{_from(found)}{found.detail}; the {said} confirms it", conf)
+            return failed(
+                found.cause,
+                f"{_from(found)}{found.detail}; the {said} confirms it{_contradiction(ev, found, a.name)}",
+                conf,
+            )
         if ev.cert_verdict is not None:  # the chain validates for us: the client's roots or policy differ
             cause = CLIENT_CERT_ALERTS[a.name]
             return failed(
@@ -593,8 +617,13 @@ def closed_without_data(ev: Evidence) -> Verdict | None:
     """The client finished the handshake, sent no application data and began closing first, and the
     certificate is bad: it checked the certificate after the handshake (curl's hostname check, node)."""
     obs = ev.obs
-    if obs is None or not obs.established or obs.app_max[CLIENT] >= FINISHED_MIN or obs.app_decrypted[CLIENT]:
-        return None  # an application-data record bigger than an (encrypted) alert: the client was content
+    if obs is None or not obs.established or obs.app_decrypted[CLIENT]:
+        return None
+    # Did the client send data? Before TLS 1.3 alerts have their own record type, so any application-data
+    # record is data; in TLS 1.3 everything is application_data and only a record too big to be an
+    # encrypted alert proves it.
+    if obs.app_records[CLIENT] and (not obs.tls13 or obs.app_max[CLIENT] >= FINISHED_MIN):
+        return None
     cend, send = _shutdown(ev, CLIENT), _shutdown(ev, SERVER)
     if cend is None or (send is not None and send[0] < cend[0]):
         return None

@@ -1,5 +1,4 @@
-"""A neutral report document (sections, paragraphs, tables, figures, preformatted text) that the HTML and Markdown
-renderers escape and write; nothing here is markup."""
+"""The report as neutral data (sections, paragraphs, tables, figures, preformatted text); no markup here."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Render a report Document as one self-contained HTML page: inline CSS, PNGs as data: URIs, no script, every
-text escaped."""
+"""Render a report Document as one self-contained HTML page: inline CSS, data: PNGs, no script, all escaped."""
 
 from __future__ import annotations
 
@@ -28,8 +27,8 @@ h1{margin-bottom:0}.subtitle{color:#555;margin-top:4px}
 h2{border-bottom:2px solid #ddd;padding-bottom:4px;margin-top:40px}h3{margin-top:28px}
 table{border-collapse:collapse;margin:10px 0;font-size:13px}
 th,td{border:1px solid #d0d0d0;padding:3px 8px;text-align:left;vertical-align:top;max-width:560px;
-overflow-wrap:anywhere}
-th{background:#f2f2f2}td.n{text-align:right;font-variant-numeric:tabular-nums}
+overflow-wrap:break-word}
+th{background:#f2f2f2;white-space:nowrap}td.n{text-align:right;font-variant-numeric:tabular-nums}
 tr:nth-child(even) td{background:#fafafa}
 pre{background:#f6f6f6;border:1px solid #e0e0e0;padding:8px;overflow-x:auto;font-size:12px;white-space:pre-wrap;
 overflow-wrap:anywhere}
