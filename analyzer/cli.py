@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
-import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
-from analyzer import schema
 from analyzer.api import analyze
 from analyzer.errors import CaptureError
+from analyzer.report.export import neutralise, write_csv, write_json, write_jsonl
 from analyzer.result import AnalysisResult, iso
 
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 TABLE_COLUMNS = [
     "conn_id",
     "ts",
@@ -29,34 +26,6 @@ TABLE_COLUMNS = [
     "failure_cause",
     "alert",
 ]
-
-
-def neutralise(value: object) -> object:
-    """Cells from the wire must not run as spreadsheet formulas (OWASP CSV injection)."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
-
-
-def _cells(result: AnalysisResult, for_csv: bool) -> tuple[list[str], Iterator[list[object]]]:
-    """Header and rows of the handshakes table, straight from the columns (no pandas on this path)."""
-    cols = result.columns["handshakes"]
-    names = [c.name for c in schema.HANDSHAKES]
-    ts_cols = {c.name for c in schema.HANDSHAKES if c.dtype == schema.TS}
-
-    def rows() -> Iterator[list[object]]:
-        for i in range(len(cols["conn_id"])):
-            row: list[object] = []
-            for name in names:
-                v = cols[name][i]
-                if name in ts_cols:
-                    v = iso(v)  # type: ignore[arg-type]
-                elif for_csv:
-                    v = neutralise(v)
-                row.append(v)
-            yield row
-
-    return names, rows()
 
 
 class Progress:
@@ -109,17 +78,8 @@ def _write(result: AnalysisResult, fmt: str, output: str | None) -> None:
     with open(output, "w", newline="", encoding="utf-8") if output else contextlib.nullcontext(sys.stdout) as fh:
         if fmt == "table":
             _print_table(result, lambda s: fh.write(s + "\n"))
-        elif fmt == "csv":
-            names, rows = _cells(result, for_csv=True)
-            writer = csv.writer(fh, lineterminator="\n")
-            writer.writerow(names)
-            writer.writerows(rows)
-        else:  # json: one object per line would stream; an array is what pandas users expect
-            names, rows = _cells(result, for_csv=False)
-            fh.write("[\n")
-            for i, row in enumerate(rows):
-                fh.write(("," if i else "") + json.dumps(dict(zip(names, row, strict=True))) + "\n")
-            fh.write("]\n")
+        else:  # csv (formula-safe), json (one array), jsonl (one object per line): the report's exporters
+            {"csv": write_csv, "json": write_json, "jsonl": write_jsonl}[fmt](result, fh)
 
 
 class UsageError(Exception):
@@ -156,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--client-ca", action="append", default=[], metavar="PEM", help="anchors for client certificates (mutual TLS)"
     )
     a.add_argument("--keylog", action="append", default=[], metavar="FILE", help="NSS key log (SSLKEYLOGFILE)")
-    a.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table")
+    a.add_argument("--format", choices=["table", "csv", "json", "jsonl", "parquet"], default="table")
     a.add_argument("--output", "-o", metavar="PATH", help="write to PATH instead of standard output")
     a.add_argument(
         "--tls-ports",
@@ -335,4 +295,4 @@ def entry() -> None:
 if __name__ == "__main__":
     entry()
 
-__all__ = ["entry", "main"]
+__all__ = ["entry", "main", "neutralise"]

@@ -85,12 +85,25 @@ def write_csv_frame(frame: pd.DataFrame, path: PathLike) -> None:
         frame_csv(frame, fh)
 
 
+def write_jsonl(result: AnalysisResult, out: IO[str], table: str = "handshakes") -> None:
+    names, rows = _rows(result, table)
+    for row in rows:
+        out.write(json.dumps(dict(zip(names, row, strict=True)), ensure_ascii=False) + "\n")
+
+
+def write_json(result: AnalysisResult, out: IO[str], table: str = "handshakes") -> None:
+    """One JSON array of row objects (what pandas.read_json expects), written row by row."""
+    names, rows = _rows(result, table)
+    out.write("[\n")
+    for i, row in enumerate(rows):
+        out.write(("," if i else "") + json.dumps(dict(zip(names, row, strict=True)), ensure_ascii=False) + "\n")
+    out.write("]\n")
+
+
 def to_jsonl(result: AnalysisResult, path: PathLike, table: str = "handshakes") -> None:
     """One table as JSON lines: one object per row, times as ISO 8601 UTC strings, nulls as null."""
-    names, rows = _rows(result, table)
     with open(path, "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(dict(zip(names, row, strict=True)), ensure_ascii=False) + "\n")
+        write_jsonl(result, fh, table)
 
 
 def to_parquet(result: AnalysisResult, path: PathLike, table: str = "handshakes") -> None:
@@ -103,4 +116,15 @@ def to_parquet(result: AnalysisResult, path: PathLike, table: str = "handshakes"
     frame.to_parquet(path, index=False)
 
 
-__all__ = ["ExportError", "frame_csv", "neutralise", "to_csv", "to_jsonl", "to_parquet", "write_csv", "write_csv_frame"]
+__all__ = [
+    "ExportError",
+    "frame_csv",
+    "neutralise",
+    "to_csv",
+    "to_jsonl",
+    "to_parquet",
+    "write_csv",
+    "write_csv_frame",
+    "write_json",
+    "write_jsonl",
+]
