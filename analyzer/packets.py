@@ -22,7 +22,6 @@ LINKTYPE_NAMES = {
 }
 VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)
 IPV6_EXT = {0, 43, 44, 51, 60, 135, 139, 140}
-TCP_FIN, TCP_SYN, TCP_RST, TCP_PSH, TCP_ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 
 
 @dataclass(slots=True)

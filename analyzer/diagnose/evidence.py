@@ -98,10 +98,6 @@ class Evidence:
     def syn_seen(self) -> bool:
         return self.flow.syn_ts is not None
 
-    @property
-    def tcp_established(self) -> bool:
-        return self.flow.syn_ack is not None or (self.packets(SERVER) > 0 and self.packets(CLIENT) > 0)
-
     def server_sent_tls(self) -> bool:
         fp = self.first_payload(SERVER)
         return fp is not None and looks_like_tls(fp[2])
@@ -125,10 +121,3 @@ class Evidence:
         if len(recs) == 1 and recs[0].length < FINISHED_MIN:
             return recs[0]
         return None
-
-    def last_record_ts(self, side: int) -> int | None:
-        obs = self.obs
-        if obs is None:
-            return None
-        ts = [r.ts_ns for r in obs.records if r.side == side]
-        return max(ts) if ts else None

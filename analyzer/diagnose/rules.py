@@ -646,10 +646,12 @@ def established(ev: Evidence) -> Verdict | None:
         return None
     if obs.established:
         return ESTABLISHED
-    if obs.client_hello is None and obs.server_hello is None:
+    if obs.client_hello is None and obs.server_hello is None:  # the hellos were cut (snap length) or lost
         if obs.app_records[CLIENT] and obs.app_records[SERVER]:
-            return ESTABLISHED  # capture began mid-connection; application data flows both ways
-        return incomplete("capture began mid-connection: no handshake seen and application data not seen both ways")
+            return ESTABLISHED  # application data flows both ways
+        return incomplete(
+            "the handshake messages are not readable (snap length or gaps) and data did not flow both ways"
+        )
     return None
 
 
@@ -740,7 +742,6 @@ RULE_TABLE: tuple[tuple[str, Callable[[Evidence], Verdict | None], str], ...] = 
     ("fallback", fallback, "nothing else matched"),
 )
 RULES = tuple((name, fn) for name, fn, _ in RULE_TABLE)
-RULE_WHEN = {name: when for name, _, when in RULE_TABLE}
 
 
 def classify(ev: Evidence) -> tuple[str, Verdict]:

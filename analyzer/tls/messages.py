@@ -130,12 +130,6 @@ class ServerKeyExchange:
     dh_bits: int | None = None  # prime size for finite-field DHE
 
 
-@dataclass(frozen=True, slots=True)
-class Alert:
-    level: int
-    description: int
-
-
 class HandshakeMessage(NamedTuple):
     msg_type: int
     body: bytes
@@ -416,12 +410,6 @@ def parse_server_key_exchange(body: bytes, cipher_name: str | None) -> ServerKey
         prime = buf.pull_vector(2)
         return ServerKeyExchange(dh_bits=len(prime.lstrip(b"\x00")) * 8)
     return ServerKeyExchange()
-
-
-def parse_alert(payload: bytes) -> Alert:
-    if len(payload) != 2:
-        raise ParseError(f"alert record of {len(payload)} bytes is not a cleartext alert")
-    return Alert(payload[0], payload[1])
 
 
 def parse_encrypted_extensions_alpn(body: bytes) -> str | None:
