@@ -3,13 +3,16 @@
 
 Every capture in samples/ is recorded with tcpdump while real clients and
 servers (OpenSSL s_client/s_server, curl, Python ssl, GnuTLS, Node.js, Java
-JSSE, Go crypto/tls, OpenSSH, Python http.server/smtpd) talk over 127.0.0.1
+JSSE, Go crypto/tls, OpenSSH, Python http.server/smtpd; for STARTTLS and tunnels
+postfix, dovecot, PostgreSQL, MariaDB, slapd, tinyproxy, Dante) talk over 127.0.0.1
 or ::1. Nothing is hand-assembled, except one ClientHello produced by Python's
 ssl module whose extensions length is then corrupted (server_rejected_hello).
 
 Requirements (Debian 12 "bookworm"), run as root:
     apt-get install tcpdump tshark wireshark-common gnutls-bin golang-go \
-        openjdk-17-jdk-headless nodejs openssl curl nftables openssh-server
+        openjdk-17-jdk-headless nodejs openssl curl nftables openssh-server \
+        postfix dovecot-imapd dovecot-pop3d postgresql mariadb-server mariadb-client slapd ldap-utils \
+        tinyproxy dante-server   # this line: only for the starttls-* captures
     the project venv (/work/main/.venv) for the `cryptography` package.
 Root is needed for tcpdump on lo/any and for the nftables rule of the
 tcp_timeout scenario (a private table `inet tls_samples`, removed afterwards).
@@ -59,6 +62,7 @@ PY = sys.executable
 SYS_PY = shutil.which("python3") or PY  # any python3 >= 3.8 runs gen/pytls.py
 HTTP_GET = b"GET / HTTP/1.0\r\nHost: server.test\r\n\r\n"
 LO4, LO6 = "127.0.0.1", "::1"
+PG_BIN = max(Path("/usr/lib/postgresql").glob("*/bin"), default=Path("/usr/lib/postgresql/15/bin"))
 
 
 def log(msg: str) -> None:
@@ -233,6 +237,14 @@ class Run:
             self.keylog.unlink()
         self.servers: list[str] = []
         self.clients: list[str] = []
+        self.configs: dict[str, str] = {}  # configuration files written for the servers (path: text)
+
+    def config(self, path: Path, text: str) -> Path:
+        """Write a server's configuration file; the manifest keeps its text."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        self.configs[pretty(str(path))] = pretty(text)
+        return path
 
     # servers -------------------------------------------------------------
     def server(
@@ -554,6 +566,13 @@ def tool_versions() -> dict[str, str]:
         "java": first(["java", "-version"], "version"),
         "go": first(["go", "version"]),
         "openssh": first(["/usr/sbin/sshd", "-V"], "OpenSSH"),
+        "postfix": "Postfix " + first(["postconf", "-dh", "mail_version"]),
+        "dovecot": "Dovecot " + first(["dovecot", "--version"]),
+        "postgresql": first([PG_BIN / "postgres", "--version"]),
+        "mariadb": first(["mariadbd", "--version"]),
+        "openldap": first(["slapd", "-VV"], "slapd"),
+        "tinyproxy": first(["tinyproxy", "-v"]),
+        "dante": first(["danted", "-v"], "Dante"),
         "tcpdump": first(["tcpdump", "--version"], "tcpdump"),
         "libpcap": first(["tcpdump", "--version"], "libpcap"),
         "tshark": first(["tshark", "--version"], "TShark"),
@@ -741,10 +760,14 @@ class Stream:
     events: list[Ev] = field(default_factory=list)
 
 
-def tshark_json(path: Path, tls_ports: list[int], keylog: Path | None) -> list[dict]:
+def tshark_json(
+    path: Path, tls_ports: list[int], keylog: Path | None, decode_as: dict[int, str] | None = None
+) -> list[dict]:
     cmd = ["tshark", "-r", str(path), "-T", "json", "--no-duplicate-keys"]
     for p in sorted(set(tls_ports)):
         cmd += ["-d", f"tcp.port=={p},tls"]
+    for p, proto in sorted((decode_as or {}).items()):  # STARTTLS: tshark's SMTP, IMAP... dissectors hand over to TLS
+        cmd += ["-d", f"tcp.port=={p},{proto}"]
     if keylog and keylog.exists() and keylog.stat().st_size:
         cmd += ["-o", f"tls.keylog_file:{keylog}"]
     r = subprocess.run(cmd, capture_output=True, text=True)
@@ -753,11 +776,17 @@ def tshark_json(path: Path, tls_ports: list[int], keylog: Path | None) -> list[d
     return json.loads(r.stdout or "[]")
 
 
-def observe(path: Path, tls_ports: list[int], server_ports: list[int], keylog: Path | None) -> list[Stream]:
+def observe(
+    path: Path,
+    tls_ports: list[int],
+    server_ports: list[int],
+    keylog: Path | None,
+    decode_as: dict[int, str] | None = None,
+) -> list[Stream]:
     streams: dict[int, Stream] = {}
     seen_tls: dict[tuple[int, str], bool] = {}
     after_ccs: dict[tuple[int, str], bool] = {}
-    packets = tshark_json(path, tls_ports, keylog)
+    packets = tshark_json(path, tls_ports, keylog, decode_as)
     # TLS 1.3 streams: their ChangeCipherSpec is a compatibility no-op, encryption shows as opaque_type 23
     tls13 = {
         int(p["_source"]["layers"]["tcp"]["tcp.stream"])
@@ -1091,6 +1120,7 @@ class Scenario:
     snaplen: int | None = None
     pcapng: bool = False  # convert with editcap -F pcapng
     tls_ports: list[int] | None = None  # ports tshark should decode as TLS (default: ports)
+    decode_as: dict[int, str] | None = None  # other ports tshark should decode as a protocol ("smtp", "pgsql"...)
     hosts: tuple[str, ...] = (LO4,)
     notes: str = ""
 
@@ -1684,6 +1714,891 @@ def _(r: Run):
         ["openssl", "s_client", "-connect", "127.0.0.1:587", "-starttls", "smtp", "-CAfile", pki("root.pem")],
         stdin=b"",
         timeout=3,
+    )
+
+
+# ========================= STARTTLS and tunnels (real servers) =============
+# Debian's postfix, dovecot, PostgreSQL, MariaDB, slapd, tinyproxy and Dante, each with a private
+# configuration written to $BUILD/srv/<scenario>/ when the scenario runs (the text of every file is kept in
+# the manifest, how.server_configs), listening on loopback ports of their own. Packages:
+#   apt-get install postfix dovecot-imapd dovecot-pop3d postgresql mariadb-server mariadb-client slapd \
+#       ldap-utils tinyproxy dante-server
+# (Debian's policy-rc.d should keep the packages' own services from starting; none is used here.)
+MAIL = b"From: a@client.test\r\nTo: b@server.test\r\nSubject: sample\r\n\r\nhello\r\n"
+
+
+def need(*tools: str) -> None:
+    missing = [t for t in tools if not (shutil.which(t) or Path(t).exists())]
+    if missing:
+        raise RuntimeError(f"missing {', '.join(missing)}: see the apt-get line above the STARTTLS scenarios")
+
+
+def srvdir(r: Run) -> Path:
+    d = BUILD / "srv" / r.name
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    return d
+
+
+def private_key(d: Path, leaf: str, owner: str) -> Path:
+    """A copy of a leaf's key that only the server's user can read (PostgreSQL and MariaDB insist)."""
+    k = d / f"{leaf}.key"
+    shutil.copyfile(pki(f"{leaf}.key"), k)
+    shutil.chown(k, owner)
+    k.chmod(0o600)
+    return k
+
+
+def starttls_client(
+    proto: str, port: int, keylog: Path | None = None, verify: bool = True, extra: list | None = None
+) -> list:
+    """openssl s_client -starttls PROTO, checking the chain against root.pem and the name server.test."""
+    cmd = ["openssl", "s_client", "-connect", f"{LO4}:{port}", "-starttls", proto, "-servername", "server.test"]
+    if verify:
+        cmd += ["-CAfile", pki("root.pem"), "-verify_return_error", "-verify_hostname", "server.test"]
+    if keylog:
+        cmd += ["-keylogfile", keylog]
+    return cmd + (extra or [])
+
+
+def curl_mail(scheme: str, port: int, extra: list | None = None) -> list:
+    """curl --ssl-reqd (STARTTLS or fail); for smtp:// the URL path is the EHLO name."""
+    cmd = ["curl", "-sS", "--max-time", "8", "--ssl-reqd", "--cacert", pki("root.pem")]
+    cmd += ["--resolve", f"server.test:{port}:{LO4}"]
+    return cmd + (extra or []) + [f"{scheme}://server.test:{port}/{'client.test' if scheme == 'smtp' else ''}"]
+
+
+POSTFIX_SERVICES = """\
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+"""
+
+
+@scenario(
+    "starttls-smtp",
+    "SMTP STARTTLS to postfix: accepted, expired leaf after the upgrade, '454 TLS not available'",
+    [5025, 5026, 5027],
+    tls_ports=[],
+    decode_as={5025: "smtp", 5026: "smtp", 5027: "smtp"},
+)
+def _(r: Run):
+    need("/usr/lib/postfix/sbin/master", "postconf")
+    d = srvdir(r)
+    etc, data = d / "etc", d / "data"
+    data.mkdir()
+    (d / "spool").mkdir()
+    shutil.chown(data, "postfix")
+    r.config(
+        etc / "main.cf",
+        f"""compatibility_level = 3.6
+queue_directory = {d / "spool"}
+data_directory = {data}
+maillog_file = {d / "maillog"}
+maillog_file_prefixes = {d}
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = server.test
+smtpd_banner = $myhostname ESMTP Postfix
+mydestination =
+alias_maps =
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+relay_domains = server.test
+smtpd_relay_restrictions = permit_mynetworks, reject
+default_transport = discard:
+relay_transport = discard:
+local_transport = discard:
+smtpd_tls_security_level = may
+smtpd_tls_chain_files = {pki("server.key")}, {pki("server-chain.pem")}
+smtpd_tls_loglevel = 1
+""",
+    )
+    # 5026: the expired leaf; 5027: a key that does not match the certificate, so TLS cannot start and
+    # postfix answers STARTTLS with "454 4.7.0 TLS not available due to local problem" (it still offers it)
+    r.config(
+        etc / "master.cf",
+        f"""{LO4}:5025 inet n - n - - smtpd
+{LO4}:5026 inet n - n - - smtpd -o smtpd_tls_chain_files={pki("expired.key")},{pki("expired-chain.pem")}
+{LO4}:5027 inet n - n - - smtpd -o smtpd_tls_chain_files={pki("expired.key")},{pki("server-chain.pem")}
+"""
+        + POSTFIX_SERVICES,
+    )
+    subprocess.run(["postfix", "-c", etc, "check"], capture_output=True)  # creates the queue directories
+    r.server(["/usr/lib/postfix/sbin/master", "-c", etc, "-d"], 5025)
+    for port in (5026, 5027):
+        deadline = time.time() + 5
+        while not listening(port) and time.time() < deadline:
+            time.sleep(0.05)
+    mailf = d / "mail.txt"
+    mailf.write_bytes(MAIL)
+    curl_smtp = ["--mail-from", "a@client.test", "--mail-rcpt", "b@server.test", "-T", mailf]
+    srv = S("postfix") + " smtpd"
+    r.client(
+        C(
+            S("openssl") + " s_client -starttls smtp",
+            srv,
+            5025,
+            None,
+            "established",
+            None,
+            "EHLO, STARTTLS ('220 2.0.0 Ready to start TLS'), TLS 1.3, then EHLO and QUIT inside TLS",
+        ),
+        starttls_client("smtp", 5025, r.keylog, extra=["-crlf", "-ign_eof"]),
+        stdin=b"QUIT\n",
+    )
+    r.client(
+        C(
+            S("curl") + " smtp:// --ssl-reqd",
+            srv,
+            5025,
+            None,
+            "established",
+            None,
+            "curl sends one message (MAIL FROM, RCPT TO, DATA) after STARTTLS; postfix discards it",
+        ),
+        curl_mail("smtp", 5025, curl_smtp),
+        env={"SSLKEYLOGFILE": str(r.keylog)},
+        stdin=None,
+    )
+    r.client(
+        C(
+            S("openssl") + " s_client -starttls smtp",
+            srv + " (expired leaf)",
+            5026,
+            None,
+            "failed",
+            "cert_expired",
+            "the upgrade succeeds, then the client rejects the expired leaf",
+            client_alert="certificate_expired",
+        ),
+        starttls_client("smtp", 5026, r.keylog, extra=["-crlf", "-ign_eof"]),
+        stdin=b"QUIT\n",
+    )
+    r.client(
+        C(
+            S("curl") + " smtp:// --ssl-reqd",
+            srv + " (expired leaf)",
+            5026,
+            None,
+            "failed",
+            "cert_expired",
+            "the upgrade succeeds, then curl rejects the expired leaf",
+            client_alert="certificate_expired",
+        ),
+        curl_mail("smtp", 5026, curl_smtp),
+        env={"SSLKEYLOGFILE": str(r.keylog)},
+        stdin=None,
+    )
+    r.client(
+        C(
+            S("openssl") + " s_client -starttls smtp",
+            srv + " (key does not match certificate)",
+            5027,
+            None,
+            "failed",
+            "starttls_refused",
+            "postfix offers STARTTLS but answers it with '454 4.7.0 TLS not available due to local problem'; "
+            "s_client sends its ClientHello anyway, postfix reads it as an SMTP command line",
+        ),
+        starttls_client("smtp", 5027, r.keylog, extra=["-crlf"]),
+        stdin=b"",
+        timeout=4,
+    )
+    r.client(
+        C(
+            S("curl") + " smtp:// --ssl-reqd",
+            srv + " (key does not match certificate)",
+            5027,
+            None,
+            "failed",
+            "starttls_refused",
+            "'454 4.7.0 TLS not available due to local problem'; curl closes (FIN, no QUIT)",
+        ),
+        curl_mail("smtp", 5027, curl_smtp),
+        stdin=None,
+    )
+
+
+def dovecot_conf(r: Run, d: Path, tag: str, proto: str, port: int, leaf: str | None) -> Path:
+    """A dovecot instance of its own (base_dir, one plaintext listener with STARTTLS/STLS; ssl=no if no leaf)."""
+    (d / tag).mkdir()
+    home = d / "home"
+    home.mkdir(exist_ok=True)
+    shutil.chown(home, "dovecot", "dovecot")
+    svc = {"imap": ("imap-login", "imap", "imaps"), "pop3": ("pop3-login", "pop3", "pop3s")}[proto]
+    tls = (
+        f"ssl = yes\nssl_cert = <{pki(leaf + '-chain.pem')}\nssl_key = <{pki(leaf + '.key')}\n"
+        if leaf
+        else "ssl = no\n"
+    )
+    return r.config(
+        d / tag / "dovecot.conf",
+        f"""base_dir = {d / tag / "run"}
+instance_name = tls-samples-{tag}
+protocols = {proto}
+listen = {LO4}
+log_path = /dev/stderr
+{tls}disable_plaintext_auth = no
+auth_mechanisms = plain login
+passdb {{
+  driver = static
+  args = nopassword=y
+}}
+userdb {{
+  driver = static
+  args = uid=dovecot gid=dovecot home={home}/%u
+}}
+first_valid_uid = 1
+mail_location = maildir:~/Maildir
+service {svc[0]} {{
+  inet_listener {svc[1]} {{
+    port = {port}
+  }}
+  inet_listener {svc[2]} {{
+    port = 0
+  }}
+}}
+""",
+    )
+
+
+def _dovecot(r: Run, proto: str, ports: tuple[int, int, int]) -> None:
+    need("dovecot")
+    d = srvdir(r)
+    for tag, port, leaf in (("ok", ports[0], "server"), ("expired", ports[1], "expired"), ("nossl", ports[2], None)):
+        r.server(["dovecot", "-F", "-c", dovecot_conf(r, d, tag, proto, port, leaf)], port)
+    verb = {"imap": "STARTTLS", "pop3": "STLS"}[proto]
+    bye = {"imap": b"a LOGOUT\n", "pop3": b"QUIT\n"}[proto]
+    srv = S("dovecot") + f" {proto}-login"
+    login = ["-u", "user:secret"]  # any user and password: passdb static nopassword
+    r.client(
+        C(
+            S("openssl") + f" s_client -starttls {proto}",
+            srv,
+            ports[0],
+            None,
+            "established",
+            None,
+            f"{verb}, TLS 1.3, then {bye.decode().strip()} inside TLS",
+        ),
+        starttls_client(proto, ports[0], r.keylog, extra=["-crlf", "-ign_eof"]),
+        stdin=bye,
+    )
+    r.client(
+        C(
+            S("curl") + f" {proto}:// --ssl-reqd",
+            srv,
+            ports[0],
+            None,
+            "established",
+            None,
+            f"CAPA/CAPABILITY, {verb}, then login and a listing inside TLS",
+        ),
+        curl_mail(proto, ports[0], login),
+        env={"SSLKEYLOGFILE": str(r.keylog)},
+        stdin=None,
+    )
+    r.client(
+        C(
+            S("openssl") + f" s_client -starttls {proto}",
+            srv + " (expired leaf)",
+            ports[1],
+            None,
+            "failed",
+            "cert_expired",
+            "the upgrade succeeds, then the client rejects the expired leaf",
+            client_alert="certificate_expired",
+        ),
+        starttls_client(proto, ports[1], r.keylog, extra=["-crlf", "-ign_eof"]),
+        stdin=bye,
+    )
+    refusal = {"imap": "'BAD TLS support isn't enabled.'", "pop3": "'-ERR TLS support isn't enabled.'"}[proto]
+    r.client(
+        C(
+            S("openssl") + f" s_client -starttls {proto}",
+            srv + " (ssl = no)",
+            ports[2],
+            None,
+            "failed",
+            "starttls_refused",
+            f"dovecot with ssl = no does not offer {verb} and answers it with {refusal}; s_client sends its "
+            "ClientHello anyway and fails on the cleartext answer",
+        ),
+        starttls_client(proto, ports[2], r.keylog, extra=["-crlf"]),
+        stdin=b"",
+        timeout=8,
+    )
+    r.client(
+        C(
+            S("curl") + f" {proto}:// --ssl-reqd",
+            srv + " (ssl = no)",
+            ports[2],
+            None,
+            "failed",
+            "starttls_refused",
+            f"{verb} is not in the capabilities, so curl --ssl-reqd gives up without asking",
+        ),
+        curl_mail(proto, ports[2], login),
+        stdin=None,
+    )
+
+
+@scenario(
+    "starttls-imap",
+    "IMAP STARTTLS to dovecot: accepted, expired leaf after the upgrade, refused (ssl = no)",
+    [5143, 5144, 5145],
+    tls_ports=[],
+    decode_as={5143: "imap", 5144: "imap", 5145: "imap"},
+)
+def _(r: Run):
+    _dovecot(r, "imap", (5143, 5144, 5145))
+
+
+@scenario(
+    "starttls-pop3",
+    "POP3 STLS to dovecot: accepted, expired leaf after the upgrade, refused (ssl = no)",
+    [5110, 5111, 5112],
+    tls_ports=[],
+    decode_as={5110: "pop", 5111: "pop", 5112: "pop"},
+)
+def _(r: Run):
+    _dovecot(r, "pop3", (5110, 5111, 5112))
+
+
+@scenario(
+    "starttls-postgres",
+    "PostgreSQL SSLRequest: accepted ('S'), expired leaf, refused ('N', ssl = off)",
+    [5632, 5633, 5634],
+    tls_ports=[],
+    decode_as={5632: "pgsql", 5633: "pgsql", 5634: "pgsql"},
+)
+def _(r: Run):
+    need(str(PG_BIN / "postgres"), str(PG_BIN / "initdb"), "psql", "runuser")
+    d = srvdir(r)
+    shutil.chown(d, "postgres")
+    run(
+        [
+            "runuser",
+            "-u",
+            "postgres",
+            "--",
+            PG_BIN / "initdb",
+            "-D",
+            d / "data",
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+        ]
+    )
+    keys = {leaf: private_key(d, leaf, "postgres") for leaf in ("server", "expired")}
+
+    def pg(port: int, leaf: str | None) -> Proc:
+        cmd = [
+            "runuser",
+            "-u",
+            "postgres",
+            "--",
+            PG_BIN / "postgres",
+            "-D",
+            d / "data",
+            "-p",
+            port,
+            "-k",
+            d,
+            "-c",
+            f"listen_addresses={LO4}",
+        ]
+        if leaf:
+            cmd += [
+                "-c",
+                "ssl=on",
+                "-c",
+                f"ssl_cert_file={pki(leaf + '-chain.pem')}",
+                "-c",
+                f"ssl_key_file={keys[leaf]}",
+            ]
+        else:
+            cmd += ["-c", "ssl=off"]
+        return r.server(cmd, port)
+
+    def psql(port: int, mode: str) -> list:
+        return [
+            "psql",
+            f"host=server.test hostaddr={LO4} port={port} user=postgres dbname=postgres "
+            f"sslmode={mode} sslrootcert={pki('root.pem')} gssencmode=disable",
+            "-Atc",
+            "select version, cipher from pg_stat_ssl where pid = pg_backend_pid()",
+        ]
+
+    srv = S("postgresql")
+    env = {"PGCONNECT_TIMEOUT": "5", "PSQLRC": "/dev/null"}
+    p = pg(5632, "server")
+    r.client(
+        C(
+            S("psql") + " sslmode=verify-full",
+            srv,
+            5632,
+            None,
+            "established",
+            None,
+            "SSLRequest, 'S', TLS 1.3 (SNI server.test), then the startup message and a query inside TLS",
+        ),
+        psql(5632, "verify-full"),
+        env=env,
+        stdin=None,
+    )
+    r.client(
+        C(
+            S("openssl") + " s_client -starttls postgres",
+            srv,
+            5632,
+            None,
+            "established",
+            None,
+            "SSLRequest, 'S', TLS 1.3; s_client sends no startup message and closes (close_notify) after the "
+            "handshake, so only the server's session tickets travel as application data",
+            no_app_ok=True,
+        ),
+        starttls_client("postgres", 5632, r.keylog),
+        stdin=b"",
+    )
+    p.stop()
+    p = pg(5633, "expired")
+    r.client(
+        C(
+            S("psql") + " sslmode=verify-full",
+            srv + " (expired leaf)",
+            5633,
+            None,
+            "failed",
+            "cert_expired",
+            "'S', then libpq rejects the expired leaf",
+            client_alert="certificate_expired",
+        ),
+        psql(5633, "verify-full"),
+        env=env,
+        stdin=None,
+    )
+    p.stop()
+    pg(5634, None)
+    r.client(
+        C(
+            S("psql") + " sslmode=require",
+            srv + " (ssl = off)",
+            5634,
+            None,
+            "failed",
+            "starttls_refused",
+            "SSLRequest answered 'N'; libpq: 'server does not support SSL, but SSL was required', closes",
+        ),
+        psql(5634, "require"),
+        env=env,
+        stdin=None,
+    )
+    r.client(
+        C(
+            S("openssl") + " s_client -starttls postgres",
+            srv + " (ssl = off)",
+            5634,
+            None,
+            "failed",
+            "starttls_refused",
+            "SSLRequest answered 'N'; s_client gives up",
+        ),
+        starttls_client("postgres", 5634, r.keylog),
+        stdin=b"",
+        timeout=8,
+    )
+
+
+@scenario(
+    "starttls-mysql",
+    "MySQL protocol SSL request to MariaDB: accepted, expired leaf, server without SSL",
+    [5306, 5307, 5308],
+    tls_ports=[],
+    decode_as={5306: "mysql", 5307: "mysql", 5308: "mysql"},
+)
+def _(r: Run):
+    need("mariadbd", "mariadb-install-db", "mariadb")
+    d = srvdir(r)
+    shutil.chown(d, "mysql")
+    run(
+        [
+            "mariadb-install-db",
+            "--no-defaults",
+            f"--datadir={d / 'data'}",
+            "--user=mysql",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+        ]
+    )
+    keys = {leaf: private_key(d, leaf, "mysql") for leaf in ("server", "expired")}
+
+    def my(port: int, leaf: str | None) -> Proc:
+        cmd = [
+            "mariadbd",
+            "--no-defaults",
+            f"--datadir={d / 'data'}",
+            "--user=mysql",
+            f"--port={port}",
+            f"--bind-address={LO4}",
+            f"--socket={d / 'sock'}",
+            f"--pid-file={d / 'pid'}",
+            "--skip-name-resolve",
+            "--skip-log-bin",
+            "--innodb-buffer-pool-size=16M",
+        ]
+        if leaf:
+            cmd += [f"--ssl-cert={pki(leaf + '-chain.pem')}", f"--ssl-key={keys[leaf]}"]
+        else:
+            cmd += ["--skip-ssl"]
+        return r.server(cmd, port, wait=30)
+
+    def client(port: int) -> list:
+        return [
+            "mariadb",
+            "--no-defaults",
+            "-h",
+            LO4,
+            "-P",
+            port,
+            "-u",
+            "root",
+            "--connect-timeout=5",
+            "--ssl",
+            f"--ssl-ca={pki('root.pem')}",
+            "--ssl-verify-server-cert",
+            "-e",
+            "show status like 'Ssl_version'",
+        ]
+
+    srv = S("mariadb")
+    p = my(5306, "server")
+    r.client(
+        C(
+            S("mariadb-client") + " --ssl-verify-server-cert",
+            srv,
+            5306,
+            None,
+            "established",
+            None,
+            "server greeting, SSL request (capability CLIENT_SSL), TLS 1.3, then login and a query inside TLS; "
+            "the name checked is 127.0.0.1 (IP SAN)",
+        ),
+        client(5306),
+        stdin=None,
+    )
+    r.client(
+        C(
+            S("openssl") + " s_client -starttls mysql",
+            srv,
+            5306,
+            None,
+            "established",
+            None,
+            "greeting, SSL request, TLS 1.3; s_client sends no login and closes (close_notify)",
+            no_app_ok=True,
+        ),
+        starttls_client("mysql", 5306, r.keylog),
+        stdin=b"",
+    )
+    p.stop()
+    p = my(5307, "expired")
+    r.client(
+        C(
+            S("mariadb-client") + " --ssl-verify-server-cert",
+            srv + " (expired leaf)",
+            5307,
+            None,
+            "failed",
+            "cert_expired",
+            "the client rejects the expired leaf",
+            client_alert="certificate_expired",
+        ),
+        client(5307),
+        stdin=None,
+    )
+    p.stop()
+    my(5308, None)
+    r.client(
+        C(
+            S("mariadb-client") + " --ssl-verify-server-cert",
+            srv + " (--skip-ssl)",
+            5308,
+            None,
+            "failed",
+            "starttls_refused",
+            "the greeting does not offer CLIENT_SSL; the client ('SSL is required, but the server does not "
+            "support it') closes without sending an SSL request (with --ssl alone it would go on in clear)",
+        ),
+        client(5308),
+        stdin=None,
+    )
+
+
+@scenario(
+    "starttls-ldap",
+    "LDAP StartTLS to slapd: accepted, refused (no TLS configured), expired leaf",
+    [5389, 5390, 5391],
+    tls_ports=[],
+    decode_as={5389: "ldap", 5390: "ldap", 5391: "ldap"},
+)
+def _(r: Run):
+    need("slapd", "ldapsearch")
+    d = srvdir(r)
+    for tag, port, leaf in (("ok", 5389, "server"), ("notls", 5390, None), ("expired", 5391, "expired")):
+        tls = (
+            f"TLSCertificateFile {pki(leaf + '-chain.pem')}\nTLSCertificateKeyFile {pki(leaf + '.key')}\n"
+            if leaf
+            else ""
+        )
+        conf = r.config(
+            d / tag / "slapd.conf",
+            f"include /etc/ldap/schema/core.schema\npidfile {d / tag / 'slapd.pid'}\n"
+            f"argsfile {d / tag / 'slapd.args'}\n{tls}",
+        )
+        r.server(["slapd", "-d", "0", "-f", conf, "-h", f"ldap://{LO4}:{port}/"], port)
+
+    def ldapsearch(port: int) -> list:
+        return [
+            "ldapsearch",
+            "-ZZ",
+            "-x",
+            "-o",
+            "nettimeout=5",
+            "-H",
+            f"ldap://{LO4}:{port}",
+            "-b",
+            "",
+            "-s",
+            "base",
+            "supportedExtension",
+        ]
+
+    # GnuTLS (libldap's TLS library in Debian) writes SSLKEYLOGFILE too
+    env = {"LDAPTLS_CACERT": str(pki("root.pem")), "LDAPTLS_REQCERT": "demand", "SSLKEYLOGFILE": str(r.keylog)}
+    srv = S("slapd")
+    r.client(
+        C(
+            S("ldapsearch") + " -ZZ",
+            srv,
+            5389,
+            None,
+            "established",
+            None,
+            "StartTLS extended request, success, TLS 1.3, then a bind and a root DSE search inside TLS; the name "
+            "checked is 127.0.0.1 (IP SAN)",
+        ),
+        ldapsearch(5389),
+        env=env,
+        stdin=None,
+    )
+    r.client(
+        C(
+            S("openssl") + " s_client -starttls ldap",
+            srv,
+            5389,
+            None,
+            "established",
+            None,
+            "StartTLS, TLS 1.3; s_client sends nothing and closes (close_notify)",
+            no_app_ok=True,
+        ),
+        starttls_client("ldap", 5389, r.keylog),
+        stdin=b"",
+    )
+    r.client(
+        C(
+            S("ldapsearch") + " -ZZ",
+            srv + " (no TLS configured)",
+            5390,
+            None,
+            "failed",
+            "starttls_refused",
+            "StartTLS answered with an error result (protocolError, 'unsupported extended operation'); -ZZ "
+            "makes ldapsearch stop",
+        ),
+        ldapsearch(5390),
+        env=env,
+        stdin=None,
+    )
+    r.client(
+        C(
+            S("ldapsearch") + " -ZZ",
+            srv + " (expired leaf)",
+            5391,
+            None,
+            "failed",
+            "cert_expired",
+            "StartTLS accepted; libldap (GnuTLS) completes the TLS 1.3 handshake (its Finished is sent), checks "
+            "the certificate afterwards ('Connect error (-11)') and closes without an alert: only the chain "
+            "tells why",
+        ),
+        ldapsearch(5391),
+        env=env,
+        stdin=None,
+    )
+
+
+def _tunnel_leg(r: Run, relay: str, port: int, note: str) -> None:
+    """The proxy's own TCP connection to the TLS server, carrying the client's TLS bytes."""
+    r.cap.connections.append(C(relay, S("openssl") + " s_server -www", port, "1.3", "established", None, note))
+
+
+@scenario(
+    "starttls-http-connect",
+    "HTTP CONNECT tunnel through tinyproxy to an OpenSSL server; a CONNECT refused with 403",
+    [5888, 5443, 5444],
+    tls_ports=[5443, 5444],
+    decode_as={5888: "http"},
+)
+def _(r: Run):
+    need("tinyproxy")
+    d = srvdir(r)
+    conf = r.config(
+        d / "tinyproxy.conf",
+        f"User nobody\nGroup nogroup\nPort 5888\nListen {LO4}\nTimeout 30\nAllow {LO4}\nConnectPort 5443\n"
+        "LogLevel Info\nMaxClients 10\nDisableViaHeader Yes\n",
+    )
+    r.server(ossl_server(5443, keylog=r.keylog), 5443)
+    r.server(["tinyproxy", "-d", "-c", conf], 5888)
+    proxy = ["-x", f"http://{LO4}:5888"]
+    relay = S("tinyproxy") + " (relaying the tunnel)"
+    r.client(
+        C(
+            S("curl") + " -x (CONNECT)",
+            S("tinyproxy") + " -> " + S("openssl") + " s_server -www",
+            5888,
+            "1.3",
+            "established",
+            None,
+            "'CONNECT localhost:5443', '200 Connection established', then TLS with the server through the "
+            "tunnel (SNI localhost); the next TCP stream is tinyproxy's own connection to the server",
+        ),
+        curl_client(5443, "1.3", sni="localhost", extra=proxy),
+        env={"SSLKEYLOGFILE": str(r.keylog)},
+    )
+    _tunnel_leg(r, relay, 5443, "tinyproxy's connection to localhost:5443 for the CONNECT of the previous stream")
+    r.client(
+        C(
+            S("openssl") + " s_client -proxy (CONNECT)",
+            S("tinyproxy") + " -> " + S("openssl") + " s_server -www",
+            5888,
+            "1.3",
+            "established",
+            None,
+            "s_client -proxy 127.0.0.1:5888 -connect localhost:5443: CONNECT, 200, TLS through the tunnel",
+        ),
+        ossl_client(5443, "1.3", host="localhost", keylog=r.keylog, extra=["-proxy", f"{LO4}:5888"]),
+    )
+    _tunnel_leg(r, relay, 5443, "tinyproxy's connection to localhost:5443 for the CONNECT of the previous stream")
+    r.client(
+        C(
+            S("curl") + " -x (CONNECT)",
+            S("tinyproxy"),
+            5888,
+            None,
+            "failed",
+            "starttls_refused",
+            "'CONNECT localhost:5444' to a port not in ConnectPort: '403 Access violation', no tunnel",
+        ),
+        curl_client(5444, "1.3", sni="localhost", extra=proxy),
+    )
+
+
+@scenario(
+    "starttls-socks",
+    "SOCKS5 tunnel through Dante to an OpenSSL server; a SOCKS5 CONNECT refused by the ruleset",
+    [5080, 5445, 5446],
+    tls_ports=[5445, 5446],
+    decode_as={5080: "socks"},
+)
+def _(r: Run):
+    need("danted")
+    d = srvdir(r)
+    conf = r.config(
+        d / "danted.conf",
+        f"""logoutput: stderr
+internal: {LO4} port = 5080
+external: {LO4}
+socksmethod: none
+clientmethod: none
+user.privileged: root
+user.unprivileged: nobody
+client pass {{
+  from: {LO4}/32 to: 0.0.0.0/0
+}}
+socks pass {{
+  from: {LO4}/32 to: {LO4}/32 port = 5445
+  command: connect
+}}
+socks block {{
+  from: 0.0.0.0/0 to: 0.0.0.0/0
+}}
+""",
+    )
+    r.server(ossl_server(5445, keylog=r.keylog), 5445)
+    r.server(["danted", "-f", conf, "-N", "1", "-p", d / "danted.pid"], 5080)
+    relay = S("dante") + " sockd (relaying the tunnel)"
+    r.client(
+        C(
+            S("curl") + " --socks5-hostname",
+            S("dante") + " -> " + S("openssl") + " s_server -www",
+            5080,
+            "1.3",
+            "established",
+            None,
+            "SOCKS5 no-auth, CONNECT to the name localhost:5445 (ATYP domain), success, then TLS through the "
+            "tunnel; the next TCP stream is Dante's own connection to the server",
+        ),
+        curl_client(5445, "1.3", sni="localhost", extra=["--socks5-hostname", f"{LO4}:5080"]),
+        env={"SSLKEYLOGFILE": str(r.keylog)},
+    )
+    _tunnel_leg(r, relay, 5445, "Dante's connection to 127.0.0.1:5445 for the SOCKS request of the previous stream")
+    r.client(
+        C(
+            S("curl") + " --socks5",
+            S("dante") + " -> " + S("openssl") + " s_server -www",
+            5080,
+            "1.3",
+            "established",
+            None,
+            "SOCKS5 CONNECT to the address 127.0.0.1:5445 (curl resolves), then TLS",
+        ),
+        curl_client(5445, "1.3", sni="localhost", extra=["--socks5", f"{LO4}:5080"]),
+        env={"SSLKEYLOGFILE": str(r.keylog)},
+    )
+    _tunnel_leg(r, relay, 5445, "Dante's connection to 127.0.0.1:5445 for the SOCKS request of the previous stream")
+    r.client(
+        C(
+            S("curl") + " --socks5-hostname",
+            S("dante"),
+            5080,
+            None,
+            "failed",
+            "starttls_refused",
+            "SOCKS5 CONNECT to localhost:5446, which the ruleset blocks: reply 0x02 (not allowed by ruleset)",
+        ),
+        curl_client(5446, "1.3", sni="localhost", extra=["--socks5-hostname", f"{LO4}:5080"]),
     )
 
 
@@ -2989,16 +3904,51 @@ def _run_scenario(sc: Scenario) -> Capture:
         "post_processing": post,
         "tcpdump_stats": " / ".join(ln for ln in msg.splitlines() if "packets" in ln),
     }
+    if r.configs:
+        cap.how["server_configs"] = r.configs
     if r.keylog.exists() and r.keylog.stat().st_size:
         KEYLOGS.mkdir(exist_ok=True)
         lines = list(dict.fromkeys(r.keylog.read_text().splitlines()))
         (KEYLOGS / f"{sc.name}.keys").write_text("\n".join(lines) + "\n")
         cap.keylog = f"keylogs/{sc.name}.keys"
-    annotate(cap, out, sc.tls_ports if sc.tls_ports is not None else sc.ports, sc.ports)
+    if sc.decode_as:
+        cap.how["tshark_decode_as"] = [f"tcp.port=={p},{proto}" for p, proto in sorted(sc.decode_as.items())]
+    annotate(cap, out, sc.tls_ports if sc.tls_ports is not None else sc.ports, sc.ports, sc.decode_as)
     return cap
 
 
-def annotate(cap: Capture, path: Path, tls_ports: list[int], server_ports: list[int]) -> None:
+def plain_stream_index(path: Path) -> dict[tuple[int, int], int]:
+    """(client port, server port) -> tcp.stream as a plain `tshark -r` numbers it (first SYN of each stream)."""
+    r = subprocess.run(
+        [
+            "tshark",
+            "-r",
+            str(path),
+            "-Y",
+            "tcp.flags.syn == 1 && tcp.flags.ack == 0",
+            "-T",
+            "fields",
+            "-e",
+            "tcp.stream",
+            "-e",
+            "tcp.srcport",
+            "-e",
+            "tcp.dstport",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    res: dict[tuple[int, int], int] = {}
+    for line in r.stdout.splitlines():
+        f = line.split("\t")
+        if len(f) == 3 and all(x.isdigit() for x in f):
+            res.setdefault((int(f[1]), int(f[2])), int(f[0]))
+    return res
+
+
+def annotate(
+    cap: Capture, path: Path, tls_ports: list[int], server_ports: list[int], decode_as: dict[int, str] | None = None
+) -> None:
     """Fill link type, sizes and per-connection observations from the capture."""
     ftype, encap, npk = link_info(path)
     cap.format = ftype
@@ -3006,11 +3956,16 @@ def annotate(cap: Capture, path: Path, tls_ports: list[int], server_ports: list[
     cap.size_bytes = path.stat().st_size
     cap.packets = npk
     keylog = HERE / cap.keylog if cap.keylog else None
-    streams = observe(path, tls_ports, server_ports, keylog)
+    streams = observe(path, tls_ports, server_ports, keylog, decode_as)
     if len(streams) != len(cap.connections):
         log(f"  !! {cap.file}: {len(streams)} TCP streams in the capture, {len(cap.connections)} connections declared")
+    plain = plain_stream_index(path) if decode_as else {}
     for conn, st in zip(cap.connections, streams):  # noqa: B905 (a count mismatch is reported above)
         conn.tcp_stream = st.idx
+        if st.client and st.server and (st.client[1], st.server[1]) in plain:
+            # a protocol decoded with -d (SOCKS) can open conversations of its own and shift tshark's numbers:
+            # keep the index that a plain `tshark -r` shows
+            conn.tcp_stream = plain[(st.client[1], st.server[1])]
         conn.start_time = datetime.datetime.fromtimestamp(st.t0, datetime.UTC).isoformat(timespec="microseconds")
         conn.client_port = st.client[1] if st.client else None
         conn.server_ip = st.server[0] if st.server else ""
@@ -3198,7 +4153,9 @@ Debian 12 (bookworm), as root (tcpdump on lo/any, one nftables rule):
 
 ```sh
 apt-get install tcpdump tshark wireshark-common gnutls-bin golang-go \\
-    openjdk-17-jdk-headless nodejs openssl curl nftables openssh-server
+    openjdk-17-jdk-headless nodejs openssl curl nftables openssh-server \\
+    postfix dovecot-imapd dovecot-pop3d postgresql mariadb-server mariadb-client slapd ldap-utils \\
+    tinyproxy dante-server   # this line: only for the starttls-* captures
 .venv/bin/python samples/make_samples.py                 # all, from scratch (~2.5 min)
 .venv/bin/python samples/make_samples.py --only cert-expired tcp-refused   # a few, PKI kept (new certs added)
 .venv/bin/python samples/make_samples.py --list
@@ -3314,7 +4271,16 @@ def write_readme(caps: list[Capture], tv: dict[str, str]) -> None:
     ]
     lines += [f"- {k}: {v}" for k, v in tv.items()]
     lines += ["", "## Not produced, and limits", "", LIMITS.strip(), ""]
-    (HERE / "README.md").write_text("\n".join(lines) + "\n")
+    text = "\n".join(lines) + "\n"
+    # sections added to README.md by hand (captures not made by this script) are kept, at the end
+    ours = set(re.findall(r"^## (.+)$", text, re.M))
+    readme = HERE / "README.md"
+    if readme.exists():
+        for sec in re.split(r"(?m)^(?=## )", readme.read_text()):
+            m = re.match(r"## (.+)", sec)
+            if m and m.group(1) not in ours:
+                text = text.rstrip("\n") + "\n\n" + sec.rstrip("\n") + "\n"
+    readme.write_text(text)
 
 
 OBSERVATIONS = """
@@ -3356,6 +4322,15 @@ OBSERVATIONS = """
   all accept the IP:127.0.0.1 leaf and refuse the DNS:server.test-only leaf.
 - Chain order: leaf, root, intermediate plus an unrelated certificate is accepted by all 7 stacks in TLS 1.2
   and 1.3.
+- STARTTLS: s_client `-starttls smtp|imap|pop3` sends its ClientHello even after the server refused the
+  upgrade (454, BAD, -ERR), and the server answers it in clear; curl `--ssl-reqd` closes without asking when
+  STARTTLS/STLS is not advertised (dovecot ssl = no), and after a 454 without QUIT. libldap (GnuTLS) checks
+  the certificate only after the handshake: with the expired leaf it sends its Finished, then closes without
+  an alert. PostgreSQL 15 answers psql's and s_client's ClientHello with a HelloRetryRequest. MariaDB asks
+  s_client for a client certificate (empty Certificate). The mariadb client with `--ssl` alone goes on in
+  clear when the server offers no SSL; only `--ssl-verify-server-cert` makes it stop.
+- Tunnels: each CONNECT or SOCKS connection that succeeds is followed in the capture by the proxy's own TCP
+  connection to the server, carrying the same TLS bytes (declared as a connection of its own).
 - Stapling: s_client `-status`, curl `--cert-status`, GnuTLS, Go and Java send status_request; Python and
   Node.js do not, so they get no staple. Only GnuTLS (alert during the handshake) and curl `--cert-status`
   (close_notify after it) act on a revoked staple: s_client prints "Cert Status: revoked" and goes on, Go and
@@ -3372,8 +4347,13 @@ LIMITS = """
   (illegal_parameter). The decode_error case uses the edited ClientHello described above.
 - server_aborted: a TLS 1.2 PSK key mismatch (the server cannot decrypt the client's Finished, bad_record_mac).
   A TLS 1.3 ticket or PSK mismatch is caught at the ClientHello (binder) instead, see server-rejected-hello.
-- starttls_refused: no SMTP server with a real "454 TLS not available" was at hand; Python's smtpd does not
-  know STARTTLS (500 ... not recognized) and does not advertise it (curl then never asks).
+- starttls_refused: `starttls-smtp-refused.pcap` uses Python's smtpd, which does not know STARTTLS (500 ...
+  not recognized) and does not advertise it (curl then never asks); `starttls-smtp.pcap` has postfix's real
+  "454 4.7.0 TLS not available due to local problem" (its listener on 5027 is given a key that does not match
+  its certificate). For CONNECT (403) and SOCKS5 (reply 2) refusals the manifest also says starttls_refused.
+- STARTTLS captures: psql and the mariadb client cannot write a key log, so their TLS 1.3 handshakes stay
+  unreadable; slapd runs from an old-style slapd.conf (`slapd -f`) without any database (StartTLS and a root
+  DSE search need none).
 - client_aborted clients are Python `ssl` objects driven over a socket (MemoryBIO): the handshake bytes are
   Python's, only the reset instead of the second flight is scripted.
 - Loopback has a 64 KB MTU, so bulk transfers travel in few, large segments.
@@ -3419,6 +4399,16 @@ def short_versions(tv: dict[str, str]) -> dict[str, str]:
         "java": "Java " + grab(tv["java"], r'version "([^"]+)"') + " JSSE",
         "go": "Go " + grab(tv["go"], r"go(\d+\.\d+\S*)") + " crypto/tls",
         "openssh": "OpenSSH " + grab(tv["openssh"], r"OpenSSH_(\S+?),"),
+        "postfix": "Postfix " + grab(tv.get("postfix", ""), r"Postfix (\S+)"),
+        "dovecot": "Dovecot " + grab(tv.get("dovecot", ""), r"Dovecot (\S+)"),
+        "postgresql": "PostgreSQL " + grab(tv.get("postgresql", ""), r"\) (\S+)"),
+        "psql": "psql " + grab(tv.get("postgresql", ""), r"\) (\S+)") + " (libpq, OpenSSL)",
+        "mariadb": "MariaDB " + grab(tv.get("mariadb", ""), r"Ver (\S+?)-"),
+        "mariadb-client": "mariadb client " + grab(tv.get("mariadb", ""), r"Ver (\S+?)-") + " (OpenSSL)",
+        "slapd": "OpenLDAP slapd " + grab(tv.get("openldap", ""), r"slapd (\S+?)\+"),
+        "ldapsearch": "ldapsearch " + grab(tv.get("openldap", ""), r"slapd (\S+?)\+") + " (libldap, GnuTLS)",
+        "tinyproxy": "tinyproxy " + grab(tv.get("tinyproxy", ""), r"tinyproxy (\S+)"),
+        "dante": "Dante " + grab(tv.get("dante", ""), r"Dante v(\S+?)\.?\s"),
     }
 
 

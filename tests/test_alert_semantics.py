@@ -79,6 +79,9 @@ def test_every_sample_alert_agrees_with_the_table() -> None:
     for r in _reactions():
         if stack_key(r["stack"]) is None:
             continue
+        if "libldap" in r["stack"]:
+            continue  # GnuTLS sends alerts only when the application asks (gnutls_alert_send_appropriate); libldap does not
+
         where = (r["file"], r["stack"], r["version"], r["cause"], r["alert"])
         assert consistent(r["stack"], r["cause"], r["alert"], r["version"]) is True, where
         exp = _primary(r["file"], r["stack"], r["cause"], r["version"])

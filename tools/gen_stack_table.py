@@ -1,5 +1,6 @@
 """Regenerate analyzer/diagnose/stacks_data.py: the client stacks behind the JA4 fingerprints seen in
 samples/ (each sample connection's client is named in samples/manifest.json)."""
+
 from __future__ import annotations
 
 import json
@@ -34,6 +35,8 @@ def main() -> None:
     for sample in manifest:
         hs = analyzer.analyze(ROOT / "samples" / sample["file"]).handshakes
         for conn in sample["connections"]:
+            if "proxy" in conn["client"].lower() or "dante" in conn["client"].lower():
+                continue  # a proxy's own outbound leg: the library it links, not a client stack of its own
             row = hs[(hs.client_port == conn["client_port"]) & (hs.server_port == conn["server_port"])]
             if row.empty or not isinstance(row.iloc[0].ja4, str):
                 continue

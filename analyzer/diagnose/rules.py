@@ -535,7 +535,7 @@ def encrypted_server_alert(ev: Evidence) -> Verdict | None:
             return None
         rec = ev.lone_encrypted_record(SERVER, start)
         cclose = ev.close(CLIENT)
-        if rec is None or (ev.close(SERVER) is None and cclose is None):
+        if rec is None or rec.length > SERVER_ALERT_MAX or (ev.close(SERVER) is None and cclose is None):
             return None
         if cclose is not None and cclose[0] <= rec.ts_ns:
             return None  # the client closed first: that record is the server's close_notify
@@ -551,6 +551,10 @@ def encrypted_server_alert(ev: Evidence) -> Verdict | None:
         ("encrypted", "server"),
     )
 
+
+# An encrypted TLS 1.3 alert from a server is 2 bytes + content type + a 16-byte tag = 19 (8-byte tag with
+# CCM_8: 11); a bigger lone record is a small response (an LDAP result), not an alert.
+SERVER_ALERT_MAX = 24
 
 # TLS 1.3 record sizes that betray the client's second flight when each message has its own record:
 # an empty Certificate is 8 bytes of message + content type + 16-byte tag = 25 (Java pads it, 41);

@@ -368,6 +368,7 @@ class _ImapHandler(_Handler):
         self.tagged: list[tuple[bytes, bytes, bytes, int]] = []  # (tag, status, line, end)
         self.cmds: list[tuple[bytes, bytes, int]] = []  # (tag, verb, end)
         self.pending: int | None = None
+        self.capability: bytes | None = None  # the last CAPABILITY list the server sent
 
     def advance(self) -> Upgrade | Refused | _Tunnel | None:
         w = self.w
@@ -397,6 +398,15 @@ class _ImapHandler(_Handler):
             elif verb in (b"LOGIN", b"AUTHENTICATE"):
                 raise _GiveUp(f"IMAP continues in clear ({verb.decode()})")
 
+    def finish(self) -> Refused | None:
+        """The server's capabilities lack STARTTLS and the client left without logging in in clear."""
+        verbs = {v for _, v, _ in self.cmds}
+        if self.capability is None or b"STARTTLS" in self.capability.upper().split():
+            return None
+        if not verbs <= {b"CAPABILITY", b"LOGOUT", b"NOOP", b"ID"}:
+            return None
+        return self.refused("STARTTLS not offered: CAPABILITY " + quote(self.capability, 60))
+
     def _parse_server(self) -> None:
         """Server lines while the greeting or a command's tagged answer is due (what follows may be TLS)."""
         w = self.w
@@ -404,6 +414,9 @@ class _ImapHandler(_Handler):
             got := _imap_line(w._s, self.spos, "a response")
         ) is not None:
             line, self.spos = got
+            cap = re.search(rb"(?i)(?:^\* |\[)CAPABILITY ([^\]]*)", line)
+            if cap:
+                self.capability = cap.group(1)
             if not self.greeted:
                 if not re.match(rb"(?i)\* (OK|PREAUTH)\b", line):
                     raise _GiveUp(f"IMAP greeting: {quote(line, 60)}")
@@ -424,6 +437,7 @@ class _Pop3Handler(_Handler):
         self.replies: list[tuple[bool, bytes, int]] = []  # [0] is the greeting
         self.cmds: list[tuple[bytes, bytes, int]] = []
         self.pending: int | None = None
+        self.capa: list[bytes] | None = None  # the lines of the last CAPA answer
 
     def _multiline(self, i: int) -> bool:
         verb, arg, _ = self.cmds[i]
@@ -445,6 +459,7 @@ class _Pop3Handler(_Handler):
             if k == 0 and not ok:
                 raise _GiveUp(f"POP3 greeting: {quote(line, 60)}")
             if ok and k > 0 and self._multiline(k - 1):
+                lines: list[bytes] = []
                 while True:
                     got = _line(w._s, end)
                     if got is None:
@@ -452,6 +467,9 @@ class _Pop3Handler(_Handler):
                     body, end = got
                     if body == b".":
                         break
+                    lines.append(body.strip())
+                if self.cmds[k - 1][0] == b"CAPA":
+                    self.capa = lines
             self.spos = end
             self.replies.append((ok, line, end))
 
@@ -479,6 +497,15 @@ class _Pop3Handler(_Handler):
             elif verb in (b"PASS", b"APOP") or (verb == b"AUTH" and arg):
                 raise _GiveUp(f"POP3 continues in clear ({verb.decode()})")
             self._parse_replies()
+
+    def finish(self) -> Refused | None:
+        """The CAPA answer lacks STLS and the client left without logging in in clear."""
+        self._parse_replies()
+        if self.capa is None or any(line.upper().split()[:1] == [b"STLS"] for line in self.capa if line):
+            return None
+        if not {v for v, _, _ in self.cmds} <= {b"CAPA", b"QUIT", b"NOOP"}:
+            return None
+        return self.refused("STLS not offered: CAPA " + quote(b" ".join(self.capa), 60))
 
 
 # -- IRC: STARTTLS, then 670 (go ahead) or 691 (failed); unsolicited lines in between
