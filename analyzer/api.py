@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import os
 from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from analyzer.capture.reader import CaptureReader, DecryptionSecrets
 from analyzer.certificates import TrustSettings, judge_certificates
@@ -17,7 +18,9 @@ from analyzer.packets import LINKTYPE_NAMES
 from analyzer.result import AnalysisResult
 from analyzer.tables import TableBuilder, endpoint_ip
 from analyzer.tcp.flow import DEFAULT_TLS_PORTS, Flow
-from analyzer.tls.keylog import KeyLog, merge
+
+if TYPE_CHECKING:
+    from analyzer.tls.keylog import KeyLog
 
 PathLike = str | os.PathLike[str]
 
@@ -94,7 +97,7 @@ def _read_keylog(path: str, warnings: list[str]) -> KeyLog:
 
 
 def _add_secrets(engine: Engine, blocks: Sequence[DecryptionSecrets], warnings: list[str]) -> None:
-    from analyzer.tls.keylog import keylog_from_dsb
+    from analyzer.tls.keylog import keylog_from_dsb, merge
 
     for dsb in blocks:
         log = keylog_from_dsb(dsb.secrets_type, dsb.data)
@@ -117,6 +120,8 @@ def _analyze(
     warnings: list[str] = []
     logs = [_read_keylog(k, warnings) for k in keylogs]
     if logs:
+        from analyzer.tls.keylog import merge
+
         engine.keys.log = merge(*logs)
     readers = [CaptureReader(f) for f in files]  # fail fast on a non-capture before any work
     total = sum(r.info.size_bytes for r in readers)
