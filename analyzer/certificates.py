@@ -176,7 +176,10 @@ def judge_certificates(
             continue
         near = seen.get(server_key(flow))
         if near:
-            _at, cid, _leaf, verdict, ocsp = min(near, key=lambda n: abs(n[0] - flow.first_ts))
+            # the richest evidence first (a revoked staple is only sent to clients that ask), then the nearest in time
+            _at, cid, _leaf, verdict, ocsp = min(
+                near, key=lambda n: (not (n[4] is not None and n[4].status == "revoked"), abs(n[0] - flow.first_ts))
+            )
             ev.peer_verdict = (cid, verdict, ocsp)
     _rotations(seen, warnings)
     return stage

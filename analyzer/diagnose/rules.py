@@ -313,8 +313,10 @@ def server_silent(ev: Evidence) -> Verdict | None:
         return None
     assert obs.client_hello_ts is not None
     ch = obs.client_hello_ts
-    rst, fin, cclose = ev.rst(SERVER), ev.fin(SERVER), ev.close(CLIENT)
-    if rst and (cclose is None or rst[0] <= cclose[0]):
+    rst, fin = ev.rst(SERVER), ev.fin(SERVER)
+    # the client gives up with a FIN/RST or with an alert first (Java says user_canceled, then close_notify)
+    cclose = _shutdown(ev, CLIENT)
+    if rst and (cclose is None or rst[0] <= cclose[0]) and (fin is None or rst[0] <= fin[0]):
         return failed(
             Cause.SERVER_RESET,
             f"server side reset the connection {ms(rst[0] - ch)} after the ClientHello without a TLS answer (frame {rst[1]}): a TLS-intercepting middlebox, a crashed handler, or a server refusing the SNI",
