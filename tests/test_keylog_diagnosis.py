@@ -94,3 +94,13 @@ def test_secrets_embedded_in_pcapng_are_used_without_a_key_log() -> None:
     assert set(plain.keylog_status.dropna()) == set()
     r = analyzer.analyze(SAMPLES / "python-ssl-ok-dsb.pcapng")
     assert "keylog_status: decrypted" in r.explain(r.handshakes.conn_id.iloc[0])
+
+
+def test_hidden_certificate_decided_by_the_key_log() -> None:
+    """Cut from cert-expired.pcap: only TLS 1.3 rejections, so only the keys show the certificate."""
+    path = SAMPLES / "cert-rejected-unknown-tls13.pcap"
+    blind = analyzer.analyze(path, ca_bundle=[PKI_ROOT]).handshakes
+    assert sorted(blind.failure_cause) == ["cert_rejected_unknown", "client_aborted"]
+    assert blind.failure_detail.str.contains("key log").any()
+    keyed = analyzer.analyze(path, ca_bundle=[PKI_ROOT], keylog=[SAMPLES / "keylogs" / "cert-expired.keys"]).handshakes
+    assert set(keyed.failure_cause) == {"cert_expired"} and set(keyed.confidence) == {"certain"}
