@@ -9,6 +9,7 @@ mark is removed the day it starts being right.
 from __future__ import annotations
 
 import csv
+import re
 from collections import defaultdict
 
 import pandas as pd
@@ -20,6 +21,37 @@ import analyzer
 EXPECTED = ROOT / "tests" / "expected" / "samples.csv"
 PKI_ROOT = SAMPLES / "gen" / "pki" / "root.pem"  # the samples' private root: their clients trusted it
 CHECKED = ["outcome", "failure_cause", "alert", "alert_sender", "version", "sni"]
+# The fact a responder needs from each cause's detail sentence.
+KEY_FACTS = {
+    "cert_expired": r"expired \d{4}-\d\d-\d\dT|certificate_expired.*key log",
+    "cert_not_yet_valid": r"not valid until \d{4}-",
+    "cert_hostname_mismatch": r"not covered by the certificate|no subjectAltName",
+    "cert_self_signed": r"self-signed",
+    "cert_untrusted_root": r"not a trust anchor",
+    "cert_chain_incomplete": r"intermediate",
+    "cert_weak": r"bit|SHA-1",
+    "cert_revoked": r"revoked",
+    "cert_rejected_unknown": r"key log",
+    "client_cert_missing": r"empty|no Certificate",
+    "client_cert_rejected": r"certificate",
+    "protocol_version": r"offered",
+    "no_shared_cipher": r"offered \d+ suite",
+    "unrecognized_name": r"SNI",
+    "no_application_protocol": r"ALPN",
+    "inappropriate_fallback": r"inappropriate_fallback",
+    "server_rejected_hello": r"fatal alert",
+    "tcp_refused": r"RST",
+    "tcp_timeout": r"SYN",
+    "server_reset": r"reset",
+    "server_closed": r"FIN",
+    "server_no_response": r"nothing|did not answer",
+    "non_tls_server": r'non-TLS bytes "',
+    "client_sent_plaintext": r'plaintext "',
+    "starttls_refused": r"refused",
+    "no_client_hello": r"ClientHello|sent nothing",
+    "client_aborted": r"closed with",
+    "server_aborted": r"server",
+}
 
 
 def _expected() -> dict[str, list[dict[str, str]]]:
@@ -75,5 +107,10 @@ def test_sample_rows(name: str) -> None:
         if row.outcome == "failed":
             assert isinstance(row.failure_detail, str) and len(row.failure_detail) > 20
             assert row.confidence in ("certain", "inferred")
+            fact = KEY_FACTS.get(str(row.failure_cause))
+            if fact and not re.search(fact, row.failure_detail):
+                problems.append(
+                    f"{want['client_port']}->{want['server_port']}: detail lacks /{fact}/: {row.failure_detail}"
+                )
     assert not problems, "\n".join(problems)
     assert isinstance(hs["ts"].dtype, pd.DatetimeTZDtype)

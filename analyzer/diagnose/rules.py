@@ -470,6 +470,11 @@ def client_alert(ev: Evidence) -> Verdict | None:
                 Confidence.INFERRED,
             )
     cause = CLIENT_NEGOTIATION_ALERTS.get(a.name) or CLIENT_CERT_ALERTS.get(a.name) or Cause.OTHER
+    if a.name in CLIENT_CERT_ALERTS and obs.tls13 and obs.server_certificate is None:
+        said += (
+            "; the certificate itself is encrypted in TLS 1.3 and no other connection shows it: "
+            "a key log (SSLKEYLOGFILE) would show which certificate and why"
+        )
     return failed(cause, said)
 
 
