@@ -3442,6 +3442,73 @@ def _(r: Run):
     )
 
 
+PURPOSE_EKU = "the leaf (server.test, valid dates, signed by the intermediate) has extendedKeyUsage clientAuth only"
+PURPOSE_KU = (
+    "the leaf (server.test, valid dates, EKU serverAuth, signed by the intermediate) has basicConstraints CA:TRUE "
+    "and keyUsage keyCertSign only: no digitalSignature/keyEncipherment, so its key may not sign or decrypt a handshake"
+)
+
+
+PURPOSE_EKU_ACCEPT: tuple = ()  # every stack checks the EKU
+PURPOSE_EKU_NOTES = {
+    "openssl": "OpenSSL: X509_V_ERR_INVALID_PURPOSE (26, 'unsuitable certificate purpose'), alert unsupported_certificate",
+    "curl": "curl (OpenSSL backend): '(60) SSL certificate problem: unsuitable certificate purpose'",
+    "python": "Python ssl (OpenSSL): 'certificate verify failed: unsuitable certificate purpose'",
+    "gnutls": "GnuTLS: 'The certificate chain does not match the intended purpose', alert bad_certificate",
+    "node": "Node.js: INVALID_PURPOSE 'unsuitable certificate purpose', closes without an alert",
+    "java": "Java: 'Extended key usage does not permit use for TLS server authentication', alert certificate_unknown",
+    "go": "Go: 'x509: certificate specifies an incompatible key usage', alert bad_certificate",
+}
+PURPOSE_KU_ACCEPT: tuple = ("go",)  # Go's x509 checks the EKU only, crypto/tls never looks at keyUsage
+PURPOSE_KU_NOTES = {
+    "openssl": "OpenSSL: X509_V_ERR_INVALID_PURPOSE (26, 'unsuitable certificate purpose': the sslserver purpose "
+    "needs digitalSignature, keyEncipherment or keyAgreement when keyUsage is present), alert unsupported_certificate",
+    "curl": "curl (OpenSSL backend): '(60) SSL certificate problem: unsuitable certificate purpose'",
+    "python": "Python ssl (OpenSSL): 'certificate verify failed: unsuitable certificate purpose'",
+    "gnutls": "GnuTLS: the chain itself verifies ('The certificate is trusted'), then the handshake stops on "
+    "'Peer's certificate does not allow digital signatures. Key usage violation', alert internal_error",
+    "node": "Node.js: INVALID_PURPOSE 'unsuitable certificate purpose', closes without an alert",
+    "java": "Java: 'KeyUsage does not allow digital signatures', alert certificate_unknown",
+    "go": "Go accepts: its x509 verification checks extendedKeyUsage only, and neither it nor crypto/tls looks at "
+    "keyUsage or at CA:TRUE on the leaf",
+}
+
+
+@scenario(
+    "cert-invalid-purpose",
+    "Leaf unusable by a TLS server: EKU clientAuth only (port 4618); CA:TRUE + keyUsage keyCertSign only (port 4619)",
+    [4618, 4619],
+)
+def _(r: Run):
+    n = len(ALL_CLIENTS)
+    r.server(py_server(4618, "eku-clientauth-chain.pem", "eku-clientauth.key", n, r.keylog), 4618)
+    # RSA key: an OpenSSL server will not pick an EC key without digitalSignature for TLS 1.2 (no shared cipher)
+    r.server(py_server(4619, "ca-certsign-leaf-chain.pem", "ca-certsign-leaf.key", n, r.keylog), 4619)
+    srv = S("python") + " server (gen/pytls.py)"
+    cert_matrix(
+        r,
+        4618,
+        "cert_invalid",
+        "unsupported_certificate",
+        PURPOSE_EKU,
+        server=srv,
+        row="EKU clientAuth only (port 4618)",
+        accepted_by=PURPOSE_EKU_ACCEPT,
+        notes={k: PURPOSE_EKU + "; " + v for k, v in PURPOSE_EKU_NOTES.items()},
+    )
+    cert_matrix(
+        r,
+        4619,
+        "cert_invalid",
+        "unsupported_certificate",
+        PURPOSE_KU,
+        server=srv,
+        row="CA:TRUE, keyUsage keyCertSign only (port 4619)",
+        accepted_by=PURPOSE_KU_ACCEPT,
+        notes={k: PURPOSE_KU + "; " + v for k, v in PURPOSE_KU_NOTES.items()},
+    )
+
+
 @scenario(
     "ocsp-stapled-good-revoked",
     "Stapled OCSP: good response (port 4616) and revoked response (port 4617); who checks the staple",
@@ -4204,7 +4271,8 @@ signs the server leaves (EC P-256 unless stated; SAN server.test, localhost,
 127.0.0.1, ::1, with an AIA caIssuers URL). Clients trust `root.pem` only
 and ask for `server.test` (SNI and host name check) unless a capture says
 otherwise. Certificates added later (`intermediate-expired` and its leaf,
-`sha1-leaf`, `nosan`, `wildcard`, `ip-only`, `dns-only`, `unrelated`) are
+`sha1-leaf`, `nosan`, `wildcard`, `ip-only`, `dns-only`, `unrelated`,
+`eku-clientauth`, `ca-certsign-leaf` (RSA 2048)) are
 described in `gen/pki/pki.json` (`extended_at` when a partial run added them
 to an existing PKI); the stapling scenario signs fresh OCSP responses
 (`ocsp-good-staple.der`, `ocsp-revoked-staple.der`) each time it runs.

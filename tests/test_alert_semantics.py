@@ -33,6 +33,11 @@ FATAL = re.compile(r"sent fatal alert (\w+) \((\d+)\) (in clear|encrypted)")
 # Connections whose alert is not the table's main entry, with the reason (consistent() still accepts them).
 # Keyed by (stack string of the side that reacts, TLS version, intended cause).
 EXCEPTIONS: dict[tuple[str, str, str], str] = {
+    ("GnuTLS 3.7.9", "1.3", "cert_invalid"): (
+        "gnutls-cli verifies the chain, then stops on 'Key usage violation' with internal_error "
+        "(ALSO['gnutls']['invalid'])"
+    ),
+    ("GnuTLS 3.7.9", "1.2", "cert_invalid"): ("the same key usage violation over TLS 1.2 (ALSO['gnutls']['invalid'])"),
     ("OpenSSL 3.0.19 (default: TLS 1.2-1.3)", "1.0", "protocol_version"): (
         "a TLS 1.0-only ClientHello against Debian's OpenSSL 3.0 gets internal_error, not protocol_version "
         "(ALSO['openssl']['protocol_version'])"

@@ -759,6 +759,14 @@ ALSO: dict[str, dict[str, tuple[Expected, ...]]] = {
         "client_cert_missing": (
             _e("bad_certificate", True, "gnutls/gnutls older lib/alert.c mappings", certain=False),
         ),
+        "invalid": (
+            _e(
+                "internal_error",
+                True,
+                "samples/cert-invalid-purpose.pcap (gnutls-cli: the chain verifies, then 'Key usage violation' ends "
+                "the handshake with internal_error)",
+            ),
+        ),
     },
     "nss": {
         "not_yet_valid": (

@@ -470,6 +470,16 @@ def client_alert(ev: Evidence) -> Verdict | None:
                 Confidence.INFERRED,
             )
     cause = CLIENT_NEGOTIATION_ALERTS.get(a.name) or CLIENT_CERT_ALERTS.get(a.name) or Cause.OTHER
+    if cause is Cause.OTHER and obs.finished_ts[CLIENT] is None and obs.server_certificate_ts is not None:
+        # a non-certificate alert right after the server's Certificate, from a client that never finished, with a
+        # defective chain: the chain explains it (GnuTLS reports a key usage violation as internal_error)
+        found = cert_finding(ev, a.name, confirmed=True)
+        if found is not None:
+            return failed(
+                found.cause,
+                f"{_from(found)}{found.detail}; the {said}, not a certificate alert, right after the certificate",
+                _confidence(found),
+            )
     if a.name in CLIENT_CERT_ALERTS and obs.tls13 and obs.server_certificate is None:
         said += (
             "; the certificate itself is encrypted in TLS 1.3 and no other connection shows it: "

@@ -694,6 +694,23 @@ def _extension_defects(path: _Path, purpose: Literal["server", "client"]) -> lis
                         "key_usage",
                     )
                 )
+        if (
+            position == 0
+            and info.key_usage is not None
+            and not {"digitalSignature", "keyEncipherment"} & set(info.key_usage)
+        ):
+            # a TLS peer signs the handshake (ECDHE, TLS 1.3) or decrypts the key exchange (RSA) with its key
+            usages = ", ".join(info.key_usage) or "none"
+            out.append(
+                Defect(
+                    "invalid",
+                    0,
+                    info.sha256,
+                    f"{role} cannot be used by a TLS {purpose}: its keyUsage ({usages}) has neither digitalSignature "
+                    "nor keyEncipherment" + (" (and it is a CA certificate, CA:TRUE)" if info.is_ca else ""),
+                    "key_usage",
+                )
+            )
         if not is_anchor and info.extended_key_usage is not None:
             ekus = info.extended_key_usage
             if wanted not in ekus and "anyExtendedKeyUsage" not in ekus:

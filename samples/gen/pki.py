@@ -112,6 +112,9 @@ def _resign_sha1(cert: x509.Certificate, issuer_key) -> x509.Certificate:
     return x509.load_der_x509_certificate(der)
 
 
+_EKU_NAMES = {ExtendedKeyUsageOID.SERVER_AUTH: "serverAuth", ExtendedKeyUsageOID.CLIENT_AUTH: "clientAuth"}
+
+
 class PKI:
     def __init__(self, out: Path, now: dt.datetime):
         self.out = out
@@ -147,6 +150,7 @@ class PKI:
         purpose: str = "",
         ou: str | None = None,
         sig_hash: str = "sha256",
+        key_usage: dict | None = None,  # keyUsage bits that replace the defaults (e.g. {"key_cert_sign": True})
     ) -> None:
         priv = _key(key)
         subject = _name(cn, ou)
@@ -196,6 +200,23 @@ class PKI:
                 encipher_only=False,
                 decipher_only=False,
             )
+        if key_usage is not None:
+            bits = dict.fromkeys(
+                (
+                    "digital_signature",
+                    "content_commitment",
+                    "key_encipherment",
+                    "data_encipherment",
+                    "key_agreement",
+                    "key_cert_sign",
+                    "crl_sign",
+                    "encipher_only",
+                    "decipher_only",
+                ),
+                False,
+            )
+            bits.update(key_usage)
+            ku = x509.KeyUsage(**bits)
         b = b.add_extension(ku, critical=True)
         if eku:
             b = b.add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
@@ -233,6 +254,8 @@ class PKI:
             "san_ip": list(ips),
             "sha256": cert.fingerprint(hashes.SHA256()).hex(),
             **({"signature_hash": sig_hash} if sig_hash != "sha256" else {}),
+            **({"key_usage": sorted(k for k, v in key_usage.items() if v)} if key_usage is not None else {}),
+            "eku": [_EKU_NAMES.get(o, o.dotted_string) for o in eku],
             "purpose": purpose,
         }
 
@@ -491,6 +514,7 @@ def build(out: Path, now: dt.datetime | None = None) -> dict:
 # --------------------------------------------------------------------------
 def _extra_certs() -> list[tuple[str, dict]]:
     server_eku = (ExtendedKeyUsageOID.SERVER_AUTH,)
+    client_eku = (ExtendedKeyUsageOID.CLIENT_AUTH,)
     return [
         (
             "intermediate-expired",
@@ -593,6 +617,38 @@ def _extra_certs() -> list[tuple[str, dict]]:
                 purpose="a leaf from another PKI that the chain-order server appends to its chain (noise)",
             ),
         ),
+        (
+            "eku-clientauth",
+            dict(
+                cn="server.test",
+                issuer="intermediate",
+                dns=("server.test", "localhost"),
+                ips=("127.0.0.1", "::1"),
+                eku=client_eku,
+                aia="intermediate.crt",
+                ou="clientAuth only",
+                purpose="leaf for server.test whose extendedKeyUsage is clientAuth only (no serverAuth): "
+                "not usable by a TLS server",
+            ),
+        ),
+        (
+            "ca-certsign-leaf",
+            dict(
+                cn="server.test",
+                issuer="intermediate",
+                key="rsa2048",
+                ca=True,
+                key_usage={"key_cert_sign": True},
+                dns=("server.test", "localhost"),
+                ips=("127.0.0.1", "::1"),
+                eku=server_eku,
+                aia="intermediate.crt",
+                ou="CA keyCertSign only",
+                purpose="leaf for server.test (EKU serverAuth) with basicConstraints CA:TRUE and keyUsage "
+                "keyCertSign only (no digitalSignature/keyEncipherment): its key may not sign a handshake; RSA 2048 "
+                "(OpenSSL servers will not use an EC key without digitalSignature in TLS 1.2)",
+            ),
+        ),
     ]
 
 
@@ -607,6 +663,12 @@ _EXTRA_BUNDLES = [
     ("wildcard-chain.pem", ["wildcard", "intermediate"], "wildcard leaf + intermediate"),
     ("ip-only-chain.pem", ["ip-only", "intermediate"], "IP-SAN-only leaf + intermediate"),
     ("dns-only-chain.pem", ["dns-only", "intermediate"], "DNS-only leaf + intermediate"),
+    ("eku-clientauth-chain.pem", ["eku-clientauth", "intermediate"], "clientAuth-only leaf + intermediate"),
+    (
+        "ca-certsign-leaf-chain.pem",
+        ["ca-certsign-leaf", "intermediate"],
+        "CA:TRUE keyCertSign-only leaf + intermediate",
+    ),
     (
         "disordered-chain.pem",
         ["server", "root", "intermediate", "unrelated"],
