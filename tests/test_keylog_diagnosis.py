@@ -104,3 +104,13 @@ def test_hidden_certificate_decided_by_the_key_log() -> None:
     assert blind.failure_detail.str.contains("key log").any()
     keyed = analyzer.analyze(path, ca_bundle=[PKI_ROOT], keylog=[SAMPLES / "keylogs" / "cert-expired.keys"]).handshakes
     assert set(keyed.failure_cause) == {"cert_expired"} and set(keyed.confidence) == {"certain"}
+
+
+def test_report_says_keys_were_used(tmp_path) -> None:
+    from analyzer.report import write_report
+
+    r = analyzer.analyze(
+        SAMPLES / "cert-expired.pcap", ca_bundle=[PKI_ROOT], keylog=[SAMPLES / "keylogs" / "cert-expired.keys"]
+    )
+    write_report(r, tmp_path)
+    assert "Key logs were used" in (tmp_path / "report.md").read_text()

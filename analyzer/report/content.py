@@ -211,6 +211,17 @@ class ReportBuilder:
                     ]
                 )
             )
+        keyed = [k for k in r.columns["handshakes"].get("keylog_status", []) if k]
+        if keyed:
+            decrypted = sum(1 for k in keyed if k == "decrypted")
+            sec.blocks.append(
+                Para(
+                    [
+                        f"Key logs were used: {decrypted} of {len(keyed)} TLS connection(s) with a ServerHello were "
+                        "decrypted, so their certificates and alerts were read directly (keylog_status per row)."
+                    ]
+                )
+            )
         if n:
             sec.blocks.append(
                 self.figure(
