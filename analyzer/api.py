@@ -168,7 +168,12 @@ def _analyze(
             servers.setdefault(_server_endpoint(f), ServerProfile()).add(sh.selected_version, sh.cipher_suite)
     tls_servers = set(servers)
     builder = TableBuilder([os.path.basename(f) for f in files])
-    for flow, ev in zip(flows, evidence, strict=True):
+    # rows are built in capture order and each connection's state is let go as soon as its row exists,
+    # so the state of all flows and all rows are never held at once
+    flows.reverse()
+    evidence.reverse()
+    while flows:
+        flow, ev = flows.pop(), evidence.pop()
         endpoint = _server_endpoint(flow)
         ev.server_speaks_tls_elsewhere = endpoint in tls_servers
         ev.server = servers.get(endpoint)

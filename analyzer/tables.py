@@ -100,6 +100,13 @@ def _fingerprints(
 HANDSHAKE_NAMES = tuple(c.name for c in schema.HANDSHAKES)
 
 
+@functools.lru_cache(maxsize=64)
+def remediation_text(cause: str) -> str:
+    """One shared string per cause (a million failed rows must not carry a million copies)."""
+    fix = remedy(cause)
+    return f"{fix.side}: {fix.action}"
+
+
 @dataclass(slots=True)
 class TableBuilder:
     """Accumulates columns; one instance per analysis."""
@@ -128,8 +135,7 @@ class TableBuilder:
         h["outcome"] = verdict.outcome.value
         h["failure_cause"] = verdict.cause.value if verdict.cause else None
         if verdict.cause is not None:
-            fix = remedy(verdict.cause.value)
-            h["remediation"] = f"{fix.side}: {fix.action}"
+            h["remediation"] = remediation_text(verdict.cause.value)
         h["failure_detail"] = verdict.detail
         h["confidence"] = verdict.confidence.value if verdict.confidence else None
         h["rule"] = rule
