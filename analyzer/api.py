@@ -7,15 +7,15 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from analyzer.capture.reader import CaptureReader, DecryptionSecrets
+from analyzer.capture.reader import CaptureReader
 from analyzer.certificates import TrustSettings, judge_certificates
 from analyzer.diagnose.causes import Cause, Confidence
 from analyzer.diagnose.evidence import Evidence, ServerProfile
 from analyzer.diagnose.rules import Verdict, classify, failed
-from analyzer.engine import Engine
 from analyzer.errors import CaptureError
-from analyzer.packets import LINKTYPE_NAMES
+from analyzer.packets import SkimStats
 from analyzer.result import AnalysisResult
+from analyzer.scan import scan_files
 from analyzer.tables import TableBuilder, endpoint_ip
 from analyzer.tcp.flow import DEFAULT_TLS_PORTS, Flow
 
@@ -23,6 +23,22 @@ if TYPE_CHECKING:
     from analyzer.tls.keylog import KeyLog
 
 PathLike = str | os.PathLike[str]
+
+
+def _merge_stats(parts: list[SkimStats]) -> SkimStats:
+    out = SkimStats()
+    for p in parts:
+        out.frames += p.frames
+        out.tcp += p.tcp
+        out.non_ip += p.non_ip
+        out.non_tcp += p.non_tcp
+        out.ip_fragments += p.ip_fragments
+        out.truncated_headers += p.truncated_headers
+        if out.first_fragment_frame is None:
+            out.first_fragment_frame = p.first_fragment_frame
+        for lt, n in p.unknown_linktypes.items():
+            out.unknown_linktypes[lt] = out.unknown_linktypes.get(lt, 0) + n
+    return out
 
 
 def _server_endpoint(flow: Flow) -> tuple[str, int]:
@@ -51,8 +67,12 @@ def analyze(
     trust_store: str = "default",
     intermediates: Iterable[PathLike] | None = None,
     client_ca: Iterable[PathLike] | None = None,
+    jobs: int = 1,
 ) -> AnalysisResult:
     """Analyse one capture or several (rotated files, several sensors) as one.
+
+    ``jobs > 1`` reads independent files in that many worker processes (see analyzer/scan.py for how
+    files are grouped); the result is the same as with ``jobs=1``.
 
     Certificates are judged as of each connection's own time against certifi's roots plus
     ``ca_bundle`` (PEM files), plus the machine's store when ``trust_store="system"``;
@@ -74,7 +94,7 @@ def analyze(
         if trust_store not in ("default", "system"):
             raise ValueError(f"trust_store must be 'default' or 'system', not {trust_store!r}")
         keylogs = [os.fspath(keylog)] if isinstance(keylog, str | os.PathLike) else [os.fspath(k) for k in keylog or ()]
-        result = _analyze(paths, tls_ports, progress, trust, keylogs)
+        result = _analyze(paths, tls_ports, progress, trust, keylogs, jobs)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -96,69 +116,46 @@ def _read_keylog(path: str, warnings: list[str]) -> KeyLog:
     return log
 
 
-def _add_secrets(engine: Engine, blocks: Sequence[DecryptionSecrets], warnings: list[str]) -> None:
-    from analyzer.tls.keylog import keylog_from_dsb, merge
-
-    for dsb in blocks:
-        log = keylog_from_dsb(dsb.secrets_type, dsb.data)
-        if log is None:
-            warnings.append(f"decryption secrets block of type 0x{dsb.secrets_type:08x} is not a TLS key log; ignored")
-            continue
-        engine.keys.log = merge(engine.keys.log, log) if engine.keys.log is not None else log
-
-
 def _analyze(
     paths: PathLike | Sequence[PathLike],
     tls_ports: Iterable[int] | None,
     progress: Callable[[int, int], None] | None,
     trust: TrustSettings,
     keylogs: list[str],
+    jobs: int = 1,
 ) -> AnalysisResult:
     files = [os.fspath(paths)] if isinstance(paths, str | os.PathLike) else [os.fspath(p) for p in paths]
     ports = frozenset(tls_ports) if tls_ports is not None else DEFAULT_TLS_PORTS
-    engine = Engine(ports)
     warnings: list[str] = []
     logs = [_read_keylog(k, warnings) for k in keylogs]
+    log: KeyLog | None = None
     if logs:
         from analyzer.tls.keylog import merge
 
-        engine.keys.log = merge(*logs)
+        log = merge(*logs)
     readers = [CaptureReader(f) for f in files]  # fail fast on a non-capture before any work
-    total = sum(r.info.size_bytes for r in readers)
-    done = 0
-    first_ts: int | None = None
-    last_ts: int | None = None
-    for i, reader in enumerate(readers):
-        engine.file_index = i
-        base = done
-        cb = (lambda n, b=base: progress(b + n, total)) if progress else None
-        secrets_seen = 0
-        for blk in reader.blocks(progress=cb):
-            if len(reader.info.secrets) > secrets_seen:  # a pcapng Decryption Secrets Block was read
-                _add_secrets(engine, reader.info.secrets[secrets_seen:], warnings)
-                secrets_seen = len(reader.info.secrets)
-            engine.process(blk)
-        done += reader.info.size_bytes
-        info = reader.info
-        warnings.extend(info.warnings)
-        for lt in info.linktypes:
-            if lt not in LINKTYPE_NAMES:
-                warnings.append(
-                    f"{os.path.basename(info.path)}: link type {lt} is not supported; its frames were skipped"
-                )
-        if info.first_ts_ns is not None:
-            first_ts = info.first_ts_ns if first_ts is None else min(first_ts, info.first_ts_ns)
-        if info.last_ts_ns is not None:
-            last_ts = info.last_ts_ns if last_ts is None else max(last_ts, info.last_ts_ns)
-        reader.close()
-    st = engine.stats
-    warnings.extend(engine.errors[:100])
+    sizes = [r.info.size_bytes for r in readers]
+    for r in readers:
+        r.close()
+    scans = scan_files(files, sizes, ports, log, jobs, progress)
+    # merged in file order, as a sequential run would have met them
+    warnings.extend(m for _, m in sorted((w for s in scans for w in s.warnings), key=lambda w: w[0]))
+    errors = [m for _, m in sorted((e for s in scans for e in s.errors), key=lambda e: e[0])]
+    st = _merge_stats([s.stats for s in sorted(scans, key=lambda s: s.files[0])])
+    firsts = [s.first_ts for s in scans if s.first_ts is not None]
+    lasts = [s.last_ts for s in scans if s.last_ts is not None]
+    first_ts, last_ts = (min(firsts) if firsts else None), (max(lasts) if lasts else None)
+    warnings.extend(errors[:100])
     if st.ip_fragments:
         warnings.append(f"{st.ip_fragments} IP fragment(s) not reassembled (first at frame {st.first_fragment_frame})")
     if st.truncated_headers:
         warnings.append(f"{st.truncated_headers} frame(s) too short for their TCP header (snap length?)")
     end = last_ts or 0
-    flows = engine.finish(end)
+    flows = [f for s in scans for f in s.flows]
+    del scans
+    for flow in flows:
+        flow.finish(end)
+    flows.sort(key=lambda f: (f.first_ts, f.file_index, f.first_frame))
     evidence = [Evidence(f, end) for f in flows]
     certs = judge_certificates(flows, evidence, trust, warnings)
     servers: dict[tuple[str, int], ServerProfile] = {}

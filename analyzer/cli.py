@@ -13,6 +13,7 @@ from analyzer.api import analyze
 from analyzer.errors import CaptureError
 from analyzer.report.export import neutralise, write_csv, write_json, write_jsonl
 from analyzer.result import AnalysisResult, iso
+from analyzer.scan import expand_captures
 
 TABLE_COLUMNS = [
     "conn_id",
@@ -93,11 +94,25 @@ def _ports(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"not a comma-separated list of ports: {text!r}") from None
 
 
+def _jobs(text: str) -> int:
+    """N worker processes; 0 means one per CPU core."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of processes: {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError("--jobs must be 0 (one per core) or more")
+    return n or (os.cpu_count() or 1)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tls-analyzer", description="Explain the TLS handshakes in packet captures.")
     sub = p.add_subparsers(dest="command", required=True)
     a = sub.add_parser("analyze", help="one row per TLS connection attempt")
-    a.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap / pcapng files (gzip or zstd ok)")
+    a.add_argument(
+        "captures", nargs="+", metavar="CAPTURE", help="pcap / pcapng files (gzip or zstd ok), directories or globs"
+    )
+    a.add_argument("--jobs", "-j", type=_jobs, default=1, metavar="N", help="read independent files in N processes")
     a.add_argument("--ca-bundle", action="append", default=[], metavar="PEM", help="extra trust anchors (repeatable)")
     a.add_argument(
         "--trust-store",
@@ -141,7 +156,10 @@ def _trust_options(c: argparse.ArgumentParser) -> None:
 
 def _add_report_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r = sub.add_parser("report", help="incident report: HTML (plots embedded) and Markdown into a directory")
-    r.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap / pcapng files (gzip or zstd ok)")
+    r.add_argument(
+        "captures", nargs="+", metavar="CAPTURE", help="pcap / pcapng files (gzip or zstd ok), directories or globs"
+    )
+    r.add_argument("--jobs", "-j", type=_jobs, default=1, metavar="N", help="read independent files in N processes")
     r.add_argument("--output", "-o", required=True, metavar="DIR", help="directory for the report (created)")
     r.add_argument("--title", help="report title (default: names the capture files)")
     _trust_options(r)
@@ -170,6 +188,11 @@ def _run_report_command(args: argparse.Namespace) -> int:
     from analyzer import extract, report
     from analyzer.compare import compare
 
+    if args.command in ("report", "extract"):
+        args.captures, problem = expand_captures(args.captures)
+        if problem:
+            print(f"tls-analyzer: {problem}", file=sys.stderr)
+            return 2
     inputs = [*args.captures, *args.ca_bundle, *args.intermediates, *args.client_ca, *args.keylog]
     for path in inputs:
         if not os.path.exists(path):
@@ -193,7 +216,7 @@ def _run_report_command(args: argparse.Namespace) -> int:
             if args.output:
                 print(cmp.write(args.output), file=sys.stderr)
             return 0
-        result = analyze(args.captures, **options)
+        result = analyze(args.captures, jobs=getattr(args, "jobs", 1), **options)
         if args.command == "report":
             print(report.write_report(result, args.output, title=args.title))
         else:
@@ -227,6 +250,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command != "analyze":
         return _run_report_command(args)
+    args.captures, problem = expand_captures(args.captures)
+    if problem:
+        print(f"tls-analyzer: {problem}", file=sys.stderr)
+        return 2
     for path in [*args.captures, *args.ca_bundle, *args.intermediates, *args.client_ca, *args.keylog]:
         if not os.path.exists(path):
             print(f"tls-analyzer: {path}: no such file", file=sys.stderr)
@@ -242,6 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             intermediates=args.intermediates or None,
             client_ca=args.client_ca or None,
             progress=progress,
+            jobs=args.jobs,
         )
     except CaptureError as exc:
         progress.close()

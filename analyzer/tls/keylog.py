@@ -63,6 +63,15 @@ class KeyLog:
     def __len__(self) -> int:
         return len(self.entries)
 
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        # read-only views do not pickle; --jobs sends the key log to worker processes as plain dicts
+        plain = {k: dict(v) for k, v in self.entries.items()}
+        return _thaw, (plain, self.skipped_lines, dict(self.rsa_premaster))
+
+
+def _thaw(entries: dict[bytes, dict[str, bytes]], skipped: int, rsa: dict[bytes, bytes]) -> KeyLog:
+    return KeyLog(_freeze(entries), skipped, MappingProxyType(rsa))
+
 
 def _freeze(entries: dict[bytes, dict[str, bytes]]) -> Mapping[bytes, Mapping[str, bytes]]:
     return MappingProxyType({k: MappingProxyType(dict(v)) for k, v in entries.items()})
@@ -292,12 +301,13 @@ class DecryptStatus(StrEnum):
 class _Epoch13:
     """TLS 1.3 keys of one direction for one epoch (early, handshake, application N)."""
 
-    __slots__ = ("aead", "iv", "key", "secret", "seq", "tag_len")
+    __slots__ = ("aead", "iv", "key", "kind", "secret", "seq", "tag_len")
 
     def __init__(self, secret: bytes, suite: Tls13Suite) -> None:
         key, iv = tls13_traffic_keys(secret, suite.code)
         self.secret = secret
         self.key = key
+        self.kind = suite.aead
         self.aead = _make_aead(suite.aead, key)
         self.iv = iv
         self.tag_len = _tag_len(suite.aead)
@@ -315,6 +325,15 @@ class _Epoch13:
             return None
         self.seq += 1
         return plain
+
+    # cipher objects do not pickle (--jobs sends connections between processes): rebuilt from the key
+    def __getstate__(self) -> dict[str, object]:
+        return {k: getattr(self, k) for k in self.__slots__ if k != "aead"}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        for k, v in state.items():
+            object.__setattr__(self, k, v)
+        self.aead = _make_aead(self.kind, self.key)
 
 
 class _Direction12:
@@ -350,6 +369,14 @@ class _Direction12:
         self.dead: DecryptStatus | None = None  # renegotiated to keys we do not have
         self.malformed = False  # the last record authenticated but its plaintext is malformed
         self.seq = 0
+
+    def __getstate__(self) -> dict[str, object]:
+        return {k: getattr(self, k) for k in self.__slots__ if k != "aead"}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        for k, v in state.items():
+            object.__setattr__(self, k, v)
+        self.aead = None if self.suite.cipher == "cbc" else _make_aead(self.suite.cipher, self.key)
 
     def _header(self, ct: int, version: int, length: int) -> bytes:
         return self.seq.to_bytes(8, "big") + bytes([ct]) + version.to_bytes(2, "big") + length.to_bytes(2, "big")

@@ -1,0 +1,247 @@
+"""Capture files to unfinished flows: the packet pass, per group of files, in this process or in worker processes.
+
+A *group* is a run of files whose connections may continue from one file into the next (a rotated
+series from ``tcpdump -C/-G``): its files go through one flow table in order, exactly as a sequential
+run does. Groups share no flow table, so they can be scanned in parallel; everything that looks
+across connections (server profiles, certificate verdicts, diagnosis) runs afterwards on the merged
+flows, in the parent, so ``--jobs N`` gives the same rows as a sequential run.
+
+Whether two groups really are independent is not guessed: each scan reports the 4-tuples it saw,
+and groups that share one are merged and scanned again as one group (correct first, fast when the
+files are independent, which is the case parallelism is for). Files named like one rotated series
+(same directory, same name once the digits are removed) are grouped from the start so that a
+series is not read twice. A pcapng Decryption Secrets Block applies to the files after it in a
+sequential run, so when one turns up in a multi-group run the whole run is scanned as one group.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+from analyzer.capture.reader import CaptureReader, DecryptionSecrets
+from analyzer.engine import Engine
+from analyzer.packets import LINKTYPE_NAMES, SkimStats
+from analyzer.tcp.flow import Flow
+from analyzer.tls.keylog import KeyLog
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(slots=True)
+class Scan:
+    """What the packet pass of one group leaves: its flows (not yet finished) and what it noticed."""
+
+    files: list[int]  # indexes into the analysis' file list
+    flows: list[Flow]
+    stats: SkimStats
+    errors: list[tuple[int, str]]  # (file index, message): merged in file order
+    warnings: list[tuple[int, str]]
+    first_ts: int | None
+    last_ts: int | None
+    keys: set[tuple[int, ...]] = field(default_factory=set)
+    had_secrets: bool = False
+
+
+def _add_secrets(engine: Engine, blocks: Sequence[DecryptionSecrets], warnings: list[str]) -> None:
+    from analyzer.tls.keylog import keylog_from_dsb, merge
+
+    for dsb in blocks:
+        log = keylog_from_dsb(dsb.secrets_type, dsb.data)
+        if log is None:
+            warnings.append(f"decryption secrets block of type 0x{dsb.secrets_type:08x} is not a TLS key log; ignored")
+            continue
+        engine.keys.log = merge(engine.keys.log, log) if engine.keys.log is not None else log
+
+
+def scan_group(
+    paths: Sequence[str],
+    indexes: Sequence[int],
+    ports: frozenset[int],
+    log: KeyLog | None,
+    progress: Progress | None = None,
+    done: int = 0,
+    total: int = 0,
+) -> Scan:
+    """The packet pass over one group of files, in order, through one flow table."""
+    engine = Engine(ports)
+    engine.keys.log = log
+    warnings: list[tuple[int, str]] = []
+    errors: list[tuple[int, str]] = []
+    first_ts: int | None = None
+    last_ts: int | None = None
+    had_secrets = False
+    for path, i in zip(paths, indexes, strict=True):
+        reader = CaptureReader(path)
+        engine.file_index = i
+        base = done
+        cb = (lambda n, b=base: progress(b + n, total)) if progress else None
+        secrets_seen = 0
+        notes: list[str] = []
+        for blk in reader.blocks(progress=cb):
+            if len(reader.info.secrets) > secrets_seen:  # a pcapng Decryption Secrets Block was read
+                _add_secrets(engine, reader.info.secrets[secrets_seen:], notes)
+                secrets_seen = len(reader.info.secrets)
+                had_secrets = True
+            engine.process(blk)
+        done += reader.info.size_bytes
+        info = reader.info
+        notes.extend(info.warnings)
+        notes.extend(
+            f"{os.path.basename(info.path)}: link type {lt} is not supported; its frames were skipped"
+            for lt in info.linktypes
+            if lt not in LINKTYPE_NAMES
+        )
+        warnings.extend((i, n) for n in notes)
+        errors.extend((i, e) for e in engine.errors)
+        engine.errors.clear()
+        if info.first_ts_ns is not None:
+            first_ts = info.first_ts_ns if first_ts is None else min(first_ts, info.first_ts_ns)
+        if info.last_ts_ns is not None:
+            last_ts = info.last_ts_ns if last_ts is None else max(last_ts, info.last_ts_ns)
+        reader.close()
+    flows = engine.retired + list(engine.flows.values())
+    keys = {f.key for f in flows}
+    return Scan(list(indexes), flows, engine.stats, errors, warnings, first_ts, last_ts, keys, had_secrets)
+
+
+def _stem(path: str) -> tuple[str, str]:
+    return os.path.dirname(os.path.abspath(path)), re.sub(r"\d+", "", os.path.basename(path))
+
+
+def plan_groups(files: Sequence[str]) -> list[list[int]]:
+    """Consecutive files that look like one rotated series (same directory, same name but for digits:
+    tcpdump -C NAME, NAME1, ...; -G time stamps). Only a speed guess: sharing 4-tuples decides."""
+    groups: list[list[int]] = []
+    for i, f in enumerate(files):
+        if groups and _stem(files[groups[-1][-1]]) == _stem(f):
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
+def _merge_overlapping(scans: list[Scan]) -> list[list[int]] | None:
+    """Groups to scan again when scans share a 4-tuple (a connection may cross them); None if none do."""
+    owner: dict[tuple[int, ...], int] = {}
+    parent = list(range(len(scans)))
+
+    def root(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    joined = False
+    for g, scan in enumerate(scans):
+        for key in scan.keys:
+            other = owner.setdefault(key, g)
+            if other != g and root(other) != root(g):
+                parent[root(g)] = root(other)
+                joined = True
+    if not joined:
+        return None
+    merged: dict[int, list[int]] = {}
+    for g, scan in enumerate(scans):
+        merged.setdefault(root(g), []).extend(scan.files)
+    return sorted(sorted(m) for m in merged.values())
+
+
+def _scan_job(args: tuple[list[str], list[int], frozenset[int], KeyLog | None]) -> Scan:
+    return scan_group(*args)
+
+
+def scan_files(
+    files: Sequence[str],
+    sizes: Sequence[int],
+    ports: frozenset[int],
+    log: KeyLog | None,
+    jobs: int = 1,
+    progress: Progress | None = None,
+) -> list[Scan]:
+    """Every file scanned; with ``jobs > 1`` independent groups run in worker processes."""
+    total = sum(sizes)
+    if jobs <= 1 or len(files) <= 1:
+        return [scan_group(files, range(len(files)), ports, log, progress, 0, total)]
+    groups = plan_groups(files)
+    if len(groups) == 1:
+        return [scan_group(files, groups[0], ports, log, progress, 0, total)]
+    done_scans: dict[tuple[int, ...], Scan] = {}  # a group that is not merged is not scanned twice
+    with ProcessPoolExecutor(max_workers=min(jobs, len(groups))) as pool:
+        while True:
+            todo = [tuple(g) for g in groups if tuple(g) not in done_scans]
+            # largest groups first, so that the longest job is not the last one started
+            todo.sort(key=lambda g: -sum(sizes[i] for i in g))
+            futures = {g: pool.submit(_scan_job, ([files[i] for i in g], list(g), ports, log)) for g in todo}
+            done = sum(sizes[i] for g in groups if tuple(g) in done_scans for i in g)
+            for g in todo:
+                done_scans[g] = futures[g].result()
+                done += sum(sizes[i] for i in g)
+                if progress:
+                    progress(done, total)
+            scans = [done_scans[tuple(g)] for g in groups]
+            if any(s.had_secrets for s in scans):
+                return [scan_group(files, range(len(files)), ports, log, progress, 0, total)]
+            regroup = _merge_overlapping(scans)
+            if regroup is None:
+                return scans
+            groups = regroup
+            if len(groups) == 1:
+                return [scan_group(files, groups[0], ports, log, progress, 0, total)]
+
+
+# what a capture file starts with: pcap (both byte orders, us/ns), pcapng, gzip, zstd; a directory is
+# filtered by content, not by name, because tcpdump -C names its files NAME, NAME1, NAME2, ...
+CAPTURE_MAGIC = (
+    b"\xd4\xc3\xb2\xa1",
+    b"\xa1\xb2\xc3\xd4",
+    b"\x4d\x3c\xb2\xa1",
+    b"\xa1\xb2\x3c\x4d",
+    b"\x0a\x0d\x0d\x0a",
+    b"\x1f\x8b",
+    b"\x28\xb5\x2f\xfd",
+)
+
+
+def _looks_like_capture(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError:
+        return False
+    return head.startswith(CAPTURE_MAGIC)
+
+
+def _natural(path: str) -> list[object]:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path)]
+
+
+def expand_captures(args: Sequence[str]) -> tuple[list[str], str | None]:
+    """Command-line CAPTUREs to files: a directory gives the capture files in it, a glob its matches,
+    both in natural order (NAME, NAME1, ..., NAME10; -G timestamps sort as time). Error: a message."""
+    import glob
+
+    out: list[str] = []
+    for arg in args:
+        if os.path.isdir(arg):
+            names = [
+                os.path.join(arg, n)
+                for n in os.listdir(arg)
+                if os.path.isfile(os.path.join(arg, n)) and _looks_like_capture(os.path.join(arg, n))
+            ]
+            if not names:
+                return out, f"{arg}: no capture files in this directory"
+            out.extend(sorted(names, key=_natural))
+        elif os.path.exists(arg):
+            out.append(arg)
+        elif glob.has_magic(arg):
+            matches = [m for m in glob.glob(arg) if os.path.isfile(m)]
+            if not matches:
+                return out, f"{arg}: no file matches"
+            out.extend(sorted(matches, key=_natural))
+        else:
+            return out, f"{arg}: no such file"
+    return out, None

@@ -1,0 +1,93 @@
+"""--jobs: worker processes give the same tables as one sequential pass, including across rotated files."""
+
+from __future__ import annotations
+
+import pathlib
+import struct
+
+import pandas as pd
+import pytest
+
+from analyzer import analyze
+from analyzer.cli import main
+from analyzer.scan import expand_captures, plan_groups, scan_files
+from analyzer.tcp.flow import DEFAULT_TLS_PORTS
+
+SAMPLES = pathlib.Path(__file__).resolve().parent.parent / "samples"
+TABLES = ("handshakes", "alerts", "events", "certificates", "chains")
+
+
+def _same(a: object, b: object) -> None:
+    for name in TABLES:
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name), obj=name)
+    assert a.warnings == b.warnings  # type: ignore[attr-defined]
+    assert a.packets == b.packets  # type: ignore[attr-defined]
+
+
+def test_every_sample_in_two_processes_equals_one_pass() -> None:
+    files = sorted(str(p) for p in SAMPLES.glob("*.pcap*") if "dsb" not in p.name)
+    assert len(files) > 50
+    # loopback captures reuse 4-tuples, so some files are joined and the rest run on their own
+    scans = scan_files(files, [1] * len(files), DEFAULT_TLS_PORTS, None, jobs=2)
+    assert len(scans) > 10 and any(len(s.files) > 1 for s in scans)
+    seq = analyze(files)
+    par = analyze(files, jobs=2)
+    assert len(seq.handshakes) > 400
+    _same(seq, par)
+
+
+def test_a_decryption_secrets_block_reaches_later_files_as_in_one_pass() -> None:
+    files = [str(SAMPLES / "python-ssl-ok-dsb.pcapng"), str(SAMPLES / "cert-expired.pcap")]
+    _same(analyze(files), analyze(files, jobs=2))
+
+
+def _split_pcap(src: pathlib.Path, first: pathlib.Path, second: pathlib.Path, at: int) -> None:
+    """A tcpdump -C style cut: records [0, at) and [at, end) of a classic little-endian pcap."""
+    raw = src.read_bytes()
+    head, off, records = raw[:24], 24, []
+    assert struct.unpack("<I", head[:4])[0] in (0xA1B2C3D4, 0xA1B23C4D)
+    while off + 16 <= len(raw):
+        incl = struct.unpack("<I", raw[off + 8 : off + 12])[0]
+        records.append(raw[off : off + 16 + incl])
+        off += 16 + incl
+    assert 0 < at < len(records)
+    first.write_bytes(head + b"".join(records[:at]))
+    second.write_bytes(head + b"".join(records[at:]))
+
+
+def test_a_connection_cut_by_file_rotation_is_stitched(tmp_path: pathlib.Path) -> None:
+    src = SAMPLES / "cert-expired.pcap"
+    whole = analyze(src)
+    # names that do not look like one series, so only the shared 4-tuples can join them
+    a, b = tmp_path / "morning.pcap", tmp_path / "evening.pcap"
+    _split_pcap(src, a, b, at=9)  # inside the first connection's handshake
+    seq = analyze([a, b])
+    par = analyze([a, b], jobs=2)
+    _same(seq, par)
+    cols = ["conn_id", "outcome", "failure_cause", "server_cert_subject", "alert"]
+    cols = [c for c in cols if c in whole.handshakes.columns]
+    pd.testing.assert_frame_equal(whole.handshakes[cols], par.handshakes[cols])
+    assert (par.handshakes["failure_cause"] == "cert_expired").sum() >= 6
+
+
+def test_cli_directory_with_jobs_equals_sequential(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("cert-expired.pcap", "cert-wronghost.pcap", "protocol-version.pcap"):
+        src = SAMPLES / name
+        if src.exists():
+            (tmp_path / name).write_bytes(src.read_bytes())
+    assert main(["analyze", str(tmp_path), "--format", "csv"]) == 0
+    one = capsys.readouterr().out
+    assert main(["analyze", str(tmp_path / "*.pcap"), "--format", "csv", "--jobs", "2"]) == 0
+    two = capsys.readouterr().out
+    assert one == two and one.count("\n") > 10
+
+
+def test_expansion_order_and_rotated_series(tmp_path: pathlib.Path) -> None:
+    for n in ("cap", "cap1", "cap2", "cap10", "notes.txt"):
+        (tmp_path / n).write_bytes(b"notes" if n.endswith(".txt") else (SAMPLES / "cert-expired.pcap").read_bytes())
+    files, problem = expand_captures([str(tmp_path)])
+    assert problem is None
+    assert [pathlib.Path(f).name for f in files] == ["cap", "cap1", "cap2", "cap10"]
+    assert plan_groups(files) == [[0, 1, 2, 3]]
+    assert plan_groups(["/x/site-a.pcap", "/x/site-b.pcap"]) == [[0], [1]]
+    assert expand_captures([str(tmp_path / "*.nothing")])[1] is not None
