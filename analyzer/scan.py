@@ -42,7 +42,11 @@ class Scan:
     warnings: list[tuple[int, str]]
     first_ts: int | None
     last_ts: int | None
-    keys: set[tuple[int, ...]] = field(default_factory=set)
+    # per 4-tuple: how its first connection here began (a bare SYN? its sequence number) and how its
+    # last one was left (SYN sequence number, closed or carried data): enough to tell, as the flow
+    # table of a sequential run would, whether the next group continues it or starts a new one
+    heads: dict[tuple[int, ...], tuple[bool, int | None]] = field(default_factory=dict)
+    tails: dict[tuple[int, ...], tuple[int | None, bool]] = field(default_factory=dict)
     had_secrets: bool = False
 
 
@@ -104,17 +108,33 @@ def scan_group(
             last_ts = info.last_ts_ns if last_ts is None else max(last_ts, info.last_ts_ns)
         reader.close()
     flows = engine.retired + list(engine.flows.values())
-    keys = {f.key for f in flows}
-    return Scan(list(indexes), flows, engine.stats, errors, warnings, first_ts, last_ts, keys, had_secrets)
+    heads: dict[tuple[int, ...], tuple[bool, int | None]] = {}
+    tails: dict[tuple[int, ...], tuple[int | None, bool]] = {}
+    for f in sorted(flows, key=lambda f: (f.file_index, f.first_frame)):
+        if f.key not in heads:
+            heads[f.key] = (f.syn_ts is not None and f.syn_ts == f.first_ts, f.syn_seq)
+        used = f.closed or f.first_payload[0] is not None or f.first_payload[1] is not None
+        tails[f.key] = (f.syn_seq, used)
+    return Scan(list(indexes), flows, engine.stats, errors, warnings, first_ts, last_ts, heads, tails, had_secrets)
+
+
+def _starts_anew(tail: tuple[int | None, bool], head: tuple[bool, int | None]) -> bool:
+    """Would a sequential run start a new connection here (Engine._is_new_connection), not continue?"""
+    bare_syn, seq = head
+    if not bare_syn:
+        return False
+    syn_seq, used = tail
+    return seq != syn_seq if syn_seq is not None else used
 
 
 def _stem(path: str) -> tuple[str, str]:
-    return os.path.dirname(os.path.abspath(path)), re.sub(r"\d+", "", os.path.basename(path))
+    return os.path.dirname(os.path.abspath(path)), re.sub(r"\d{4,}", "#", re.sub(r"\d+$", "", os.path.basename(path)))
 
 
 def plan_groups(files: Sequence[str]) -> list[list[int]]:
-    """Consecutive files that look like one rotated series (same directory, same name but for digits:
-    tcpdump -C NAME, NAME1, ...; -G time stamps). Only a speed guess: sharing 4-tuples decides."""
+    """Consecutive files that look like one rotated series: same directory, same name but for a number
+    appended after it (tcpdump -C/-W: x.pcap, x.pcap1, x.pcap01) or runs of 4+ digits (-G strftime
+    times, editcap -c). Only a guess to avoid reading a series twice: shared 4-tuples decide."""
     groups: list[list[int]] = []
     for i, f in enumerate(files):
         if groups and _stem(files[groups[-1][-1]]) == _stem(f):
@@ -125,8 +145,8 @@ def plan_groups(files: Sequence[str]) -> list[list[int]]:
 
 
 def _merge_overlapping(scans: list[Scan]) -> list[list[int]] | None:
-    """Groups to scan again when scans share a 4-tuple (a connection may cross them); None if none do."""
-    owner: dict[tuple[int, ...], int] = {}
+    """Groups to scan again when a connection may cross from one into a later one; None if none can."""
+    latest: dict[tuple[int, ...], tuple[int, tuple[int | None, bool]]] = {}
     parent = list(range(len(scans)))
 
     def root(x: int) -> int:
@@ -136,12 +156,15 @@ def _merge_overlapping(scans: list[Scan]) -> list[list[int]] | None:
         return x
 
     joined = False
-    for g, scan in enumerate(scans):
-        for key in scan.keys:
-            other = owner.setdefault(key, g)
-            if other != g and root(other) != root(g):
-                parent[root(g)] = root(other)
+    for g in sorted(range(len(scans)), key=lambda g: scans[g].files[0]):
+        scan = scans[g]
+        for key, head in scan.heads.items():
+            seen = latest.get(key)
+            if seen is not None and not _starts_anew(seen[1], head) and root(seen[0]) != root(g):
+                parent[root(g)] = root(seen[0])
                 joined = True
+        for key, tail in scan.tails.items():
+            latest[key] = (g, tail)
     if not joined:
         return None
     merged: dict[int, list[int]] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import datetime as dt
 import heapq
 import ipaddress
@@ -1123,6 +1124,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="keep TCP checksums as captured (loopback offload leaves them wrong) instead of fixing them",
     )
+    ap.add_argument(
+        "--site",
+        type=int,
+        default=0,
+        help="shift every sequence number by this site number, so that captures built with different sites "
+        "are different connections even where addresses repeat (multi-file benchmarks for --jobs)",
+    )
     ap.add_argument("--record-only", action="store_true", help="only record the seed")
     a = ap.parse_args(argv)
 
@@ -1160,6 +1168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         target = int(a.size_mb * 1e6)
         n_conns = a.connections or int(15 * a.size_mb)
         insts = bulk_instances(conns, target, n_conns, a.duration, rng, base_ns, hosts, stats)
+    if a.site:
+        shift = (a.site * 0x9E3779B9) & MASK32
+        insts = (dataclasses.replace(i, dc=(i.dc + shift) & MASK32, ds=(i.ds + shift) & MASK32) for i in insts)
     packets, size = write_pcap(a.out, fmt, insts, not a.raw_tcp_checksum)
     t2 = time.monotonic()
     summary = {

@@ -89,5 +89,9 @@ def test_expansion_order_and_rotated_series(tmp_path: pathlib.Path) -> None:
     assert problem is None
     assert [pathlib.Path(f).name for f in files] == ["cap", "cap1", "cap2", "cap10"]
     assert plan_groups(files) == [[0, 1, 2, 3]]
-    assert plan_groups(["/x/site-a.pcap", "/x/site-b.pcap"]) == [[0], [1]]
+    assert plan_groups(["/x/site1.pcap", "/x/site2.pcap"]) == [[0], [1]]
+    assert plan_groups(["/x/a.pcap", "/x/a.pcap01", "/x/a-20261127-1400.pcap", "/x/a-20261127-1500.pcap"]) == [
+        [0, 1],
+        [2, 3],
+    ]
     assert expand_captures([str(tmp_path / "*.nothing")])[1] is not None
