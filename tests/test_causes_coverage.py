@@ -7,10 +7,9 @@ import csv
 import pathlib
 import re
 
+import pytest
 from conftest import ROOT, SHARED, ZEEK_TRACES
 from forge import pcap, read_pcap
-
-import pytest
 
 import analyzer
 
