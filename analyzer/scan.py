@@ -19,14 +19,16 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from analyzer.capture.reader import CaptureReader, DecryptionSecrets
 from analyzer.engine import Engine
 from analyzer.packets import LINKTYPE_NAMES, SkimStats
 from analyzer.tcp.flow import Flow
-from analyzer.tls.keylog import KeyLog
+
+if TYPE_CHECKING:
+    from analyzer.tls.keylog import KeyLog
 
 Progress = Callable[[int, int], None]
 
@@ -69,8 +71,10 @@ def scan_group(
     progress: Progress | None = None,
     done: int = 0,
     total: int = 0,
+    summarise: bool = False,
 ) -> Scan:
-    """The packet pass over one group of files, in order, through one flow table."""
+    """The packet pass over one group of files, in order, through one flow table; ``summarise``
+    fills ``heads``/``tails`` (needed only to decide whether groups must be joined)."""
     engine = Engine(ports)
     engine.keys.log = log
     warnings: list[tuple[int, str]] = []
@@ -110,7 +114,7 @@ def scan_group(
     flows = engine.retired + list(engine.flows.values())
     heads: dict[tuple[int, ...], tuple[bool, int | None]] = {}
     tails: dict[tuple[int, ...], tuple[int | None, bool]] = {}
-    for f in sorted(flows, key=lambda f: (f.file_index, f.first_frame)):
+    for f in sorted(flows, key=lambda f: (f.file_index, f.first_frame)) if summarise else ():
         if f.key not in heads:
             heads[f.key] = (f.syn_ts is not None and f.syn_ts == f.first_ts, f.syn_seq)
         used = f.closed or f.first_payload[0] is not None or f.first_payload[1] is not None
@@ -174,7 +178,7 @@ def _merge_overlapping(scans: list[Scan]) -> list[list[int]] | None:
 
 
 def _scan_job(args: tuple[list[str], list[int], frozenset[int], KeyLog | None]) -> Scan:
-    return scan_group(*args)
+    return scan_group(*args, summarise=True)
 
 
 def scan_files(
@@ -192,6 +196,8 @@ def scan_files(
     groups = plan_groups(files)
     if len(groups) == 1:
         return [scan_group(files, groups[0], ports, log, progress, 0, total)]
+    from concurrent.futures import ProcessPoolExecutor  # imported only when used (a few MB of modules)
+
     done_scans: dict[tuple[int, ...], Scan] = {}  # a group that is not merged is not scanned twice
     with ProcessPoolExecutor(max_workers=min(jobs, len(groups))) as pool:
         while True:
