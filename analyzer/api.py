@@ -25,22 +25,6 @@ if TYPE_CHECKING:
 PathLike = str | os.PathLike[str]
 
 
-def _merge_stats(parts: list[SkimStats]) -> SkimStats:
-    out = SkimStats()
-    for p in parts:
-        out.frames += p.frames
-        out.tcp += p.tcp
-        out.non_ip += p.non_ip
-        out.non_tcp += p.non_tcp
-        out.ip_fragments += p.ip_fragments
-        out.truncated_headers += p.truncated_headers
-        if out.first_fragment_frame is None:
-            out.first_fragment_frame = p.first_fragment_frame
-        for lt, n in p.unknown_linktypes.items():
-            out.unknown_linktypes[lt] = out.unknown_linktypes.get(lt, 0) + n
-    return out
-
-
 def _server_endpoint(flow: Flow) -> tuple[str, int]:
     cd = flow.client_dir or 0
     pa, pb = flow.ports
@@ -141,7 +125,7 @@ def _analyze(
     # merged in file order, as a sequential run would have met them
     warnings.extend(m for _, m in sorted((w for s in scans for w in s.warnings), key=lambda w: w[0]))
     errors = [m for _, m in sorted((e for s in scans for e in s.errors), key=lambda e: e[0])]
-    st = _merge_stats([s.stats for s in sorted(scans, key=lambda s: s.files[0])])
+    st = SkimStats.merged([s.stats for s in sorted(scans, key=lambda s: s.files[0])])
     firsts = [s.first_ts for s in scans if s.first_ts is not None]
     lasts = [s.last_ts for s in scans if s.last_ts is not None]
     first_ts, last_ts = (min(firsts) if firsts else None), (max(lasts) if lasts else None)

@@ -148,11 +148,3 @@ class Engine:
             if last > flow.last_ts:
                 flow.last_ts = last
         return end
-
-    def finish(self, end_ts: int) -> list[Flow]:
-        flows = self.retired + list(self.flows.values())
-        self.retired, self.flows = [], {}  # the caller owns them now (and frees them row by row)
-        for flow in flows:
-            flow.finish(end_ts)
-        flows.sort(key=lambda f: (f.first_ts, f.first_frame))
-        return flows

@@ -37,6 +37,23 @@ class SkimStats:
     first_fragment_frame: int | None = None
     unknown_linktypes: dict[int, int] = field(default_factory=dict)
 
+    @classmethod
+    def merged(cls, parts: list[SkimStats]) -> SkimStats:
+        """The counts of several packet passes (groups of files, in file order) as one."""
+        out = cls()
+        for p in parts:
+            out.frames += p.frames
+            out.tcp += p.tcp
+            out.non_ip += p.non_ip
+            out.non_tcp += p.non_tcp
+            out.ip_fragments += p.ip_fragments
+            out.truncated_headers += p.truncated_headers
+            if out.first_fragment_frame is None:
+                out.first_fragment_frame = p.first_fragment_frame
+            for lt, n in p.unknown_linktypes.items():
+                out.unknown_linktypes[lt] = out.unknown_linktypes.get(lt, 0) + n
+        return out
+
 
 @dataclass(frozen=True, slots=True)
 class TcpColumns:
