@@ -116,7 +116,9 @@ def scan_group(
     tails: dict[tuple[int, ...], tuple[int | None, bool]] = {}
     for f in sorted(flows, key=lambda f: (f.file_index, f.first_frame)) if summarise else ():
         if f.key not in heads:
-            heads[f.key] = (f.syn_ts is not None and f.syn_ts == f.first_ts, f.syn_seq)
+            # its very first packet was a bare SYN (same time is not enough: same frame)
+            first_is_syn = bool(f.events) and f.events[0][1] == f.first_frame and f.events[0][3] == "syn"
+            heads[f.key] = (first_is_syn and f.syn_ts == f.first_ts, f.syn_seq)
         used = f.closed or f.first_payload[0] is not None or f.first_payload[1] is not None
         tails[f.key] = (f.syn_seq, used)
     return Scan(list(indexes), flows, engine.stats, errors, warnings, first_ts, last_ts, heads, tails, had_secrets)
