@@ -95,3 +95,37 @@ def test_expansion_order_and_rotated_series(tmp_path: pathlib.Path) -> None:
         [2, 3],
     ]
     assert expand_captures([str(tmp_path / "*.nothing")])[1] is not None
+
+
+def _reuse_ports_later(packets: list[tuple[int, bytes]], shift_ns: int, seq_shift: int) -> list[tuple[int, bytes]]:
+    """The same conversations an hour later with other sequence numbers: the 4-tuples come back (port
+    reuse), but every connection opens with a fresh SYN."""
+    out = []
+    for ts, frame in packets:
+        b = bytearray(frame)
+        if b[12:14] == b"\x08\x00" and b[23] == 6:
+            t = 14 + (b[14] & 0x0F) * 4
+            for off in (t + 4, t + 8):
+                v = (int.from_bytes(b[off : off + 4], "big") + seq_shift) & 0xFFFFFFFF
+                b[off : off + 4] = v.to_bytes(4, "big")
+        out.append((ts + shift_ns, bytes(b)))
+    return out
+
+
+def test_reused_four_tuples_with_fresh_syns_stay_in_separate_groups(tmp_path: pathlib.Path) -> None:
+    from forge import pcap, read_pcap
+
+    packets = read_pcap(str(SAMPLES / "cert-expired.pcap"))
+    a, b = tmp_path / "before.pcap", tmp_path / "after.pcap"
+    a.write_bytes(pcap(packets))
+    b.write_bytes(pcap(_reuse_ports_later(packets, 3600 * 10**9, 0x10000000)))
+    scans = scan_files([str(a), str(b)], [1, 1], DEFAULT_TLS_PORTS, None, jobs=2)
+    assert [s.files for s in scans] == [[0], [1]]  # no connection crosses: read in parallel
+    seq, par = analyze([a, b]), analyze([a, b], jobs=2)
+    _same(seq, par)
+    assert len(par.handshakes) == 2 * len(analyze(a).handshakes)
+    # and the same file twice is one connection seen twice (same SYN): the groups are joined
+    c = tmp_path / "again.pcap"
+    c.write_bytes(a.read_bytes())
+    assert len(scan_files([str(a), str(c)], [1, 1], DEFAULT_TLS_PORTS, None, jobs=2)) == 1
+    _same(analyze([a, c]), analyze([a, c], jobs=2))
