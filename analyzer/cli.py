@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from analyzer.api import analyze
 from analyzer.errors import CaptureError
@@ -183,22 +184,22 @@ def _add_report_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     _trust_options(e)
 
 
-def _run_report_command(args: argparse.Namespace) -> int:
-    """report / compare / extract: analyse, then write; bad input is one line and exit 2."""
-    from analyzer import extract, report
-    from analyzer.compare import compare
-
-    if args.command in ("report", "extract"):
+def _check_inputs(args: argparse.Namespace) -> str | None:
+    """Expand directory/glob CAPTUREs (not for compare: exactly two files) and check every input
+    exists; the problem as one line, or None."""
+    if args.command != "compare":
         args.captures, problem = expand_captures(args.captures)
         if problem:
-            print(f"tls-analyzer: {problem}", file=sys.stderr)
-            return 2
-    inputs = [*args.captures, *args.ca_bundle, *args.intermediates, *args.client_ca, *args.keylog]
-    for path in inputs:
+            return problem
+    for path in [*args.captures, *args.ca_bundle, *args.intermediates, *args.client_ca, *args.keylog]:
         if not os.path.exists(path):
-            print(f"tls-analyzer: {path}: no such file", file=sys.stderr)
-            return 2
-    options = {
+            return f"{path}: no such file"
+    return None
+
+
+def _analysis_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The trust, key-log and port options every subcommand passes on to analyze()."""
+    return {
         "ca_bundle": args.ca_bundle or None,
         "keylog": args.keylog or None,
         "tls_ports": args.tls_ports,
@@ -206,6 +207,18 @@ def _run_report_command(args: argparse.Namespace) -> int:
         "intermediates": args.intermediates or None,
         "client_ca": args.client_ca or None,
     }
+
+
+def _run_report_command(args: argparse.Namespace) -> int:
+    """report / compare / extract: analyse, then write; bad input is one line and exit 2."""
+    from analyzer import extract, report
+    from analyzer.compare import compare
+
+    problem = _check_inputs(args)
+    if problem:
+        print(f"tls-analyzer: {problem}", file=sys.stderr)
+        return 2
+    options = _analysis_options(args)
     try:
         if args.command == "compare":
             cmp = compare(args.captures[0], args.captures[1], by=args.by, **options)
@@ -250,27 +263,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command != "analyze":
         return _run_report_command(args)
-    args.captures, problem = expand_captures(args.captures)
+    problem = _check_inputs(args)
     if problem:
         print(f"tls-analyzer: {problem}", file=sys.stderr)
         return 2
-    for path in [*args.captures, *args.ca_bundle, *args.intermediates, *args.client_ca, *args.keylog]:
-        if not os.path.exists(path):
-            print(f"tls-analyzer: {path}: no such file", file=sys.stderr)
-            return 2
     progress = Progress(sys.stderr.isatty() and not args.no_progress)
     try:
-        result = analyze(
-            args.captures,
-            ca_bundle=args.ca_bundle or None,
-            keylog=args.keylog or None,
-            tls_ports=args.tls_ports,
-            trust_store=args.trust_store,
-            intermediates=args.intermediates or None,
-            client_ca=args.client_ca or None,
-            progress=progress,
-            jobs=args.jobs,
-        )
+        result = analyze(args.captures, progress=progress, jobs=args.jobs, **_analysis_options(args))
     except CaptureError as exc:
         progress.close()
         print(f"tls-analyzer: {exc}", file=sys.stderr)
