@@ -129,3 +129,18 @@ def test_reused_four_tuples_with_fresh_syns_stay_in_separate_groups(tmp_path: pa
     c.write_bytes(a.read_bytes())
     assert len(scan_files([str(a), str(c)], [1, 1], DEFAULT_TLS_PORTS, None, jobs=2)) == 1
     _same(analyze([a, c]), analyze([a, c], jobs=2))
+
+
+def test_key_logs_decrypt_the_same_in_worker_processes() -> None:
+    """Decryption state crosses the process boundary (AEAD objects are rebuilt from their keys)."""
+    names = ("cert-expired", "cert-wronghost", "cert-revoked", "cert-untrusted-root")
+    files = [str(SAMPLES / f"{n}.pcap") for n in names]
+    keys = [str(SAMPLES / "keylogs" / f"{n}.keys") for n in names]
+    root = SAMPLES / "gen" / "pki" / "root.pem"
+    scans = scan_files(files, [1] * len(files), DEFAULT_TLS_PORTS, None, jobs=2)
+    assert len(scans) > 1  # really in workers
+    seq = analyze(files, keylog=keys, ca_bundle=[root])
+    par = analyze(files, keylog=keys, ca_bundle=[root], jobs=2)
+    _same(seq, par)
+    decrypted = par.handshakes[par.handshakes.keylog_status == "decrypted"]
+    assert len(decrypted) > 10 and (decrypted.version == "TLS 1.3").any()
