@@ -298,7 +298,26 @@ class DecryptStatus(StrEnum):
     PENDING = "pending"  # keys found, no protected record seen yet
 
 
-class _Epoch13:
+class _KeyedState:
+    """Read state holding an AEAD object: cipher objects do not pickle (--jobs sends connections
+    between processes), so it travels without one and is rebuilt from the key."""
+
+    __slots__: tuple[str, ...] = ()
+
+    def _aead_kind(self) -> str | None:
+        raise NotImplementedError
+
+    def __getstate__(self) -> dict[str, object]:
+        return {k: getattr(self, k) for k in self.__slots__ if k != "aead"}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        for k, v in state.items():
+            object.__setattr__(self, k, v)
+        kind = self._aead_kind()
+        object.__setattr__(self, "aead", None if kind is None else _make_aead(kind, state["key"]))  # type: ignore[arg-type]
+
+
+class _Epoch13(_KeyedState):
     """TLS 1.3 keys of one direction for one epoch (early, handshake, application N)."""
 
     __slots__ = ("aead", "iv", "key", "kind", "secret", "seq", "tag_len")
@@ -326,17 +345,11 @@ class _Epoch13:
         self.seq += 1
         return plain
 
-    # cipher objects do not pickle (--jobs sends connections between processes): rebuilt from the key
-    def __getstate__(self) -> dict[str, object]:
-        return {k: getattr(self, k) for k in self.__slots__ if k != "aead"}
-
-    def __setstate__(self, state: dict[str, object]) -> None:
-        for k, v in state.items():
-            object.__setattr__(self, k, v)
-        self.aead = _make_aead(self.kind, self.key)
+    def _aead_kind(self) -> str | None:
+        return self.kind
 
 
-class _Direction12:
+class _Direction12(_KeyedState):
     """TLS 1.0-1.2 read state of one direction."""
 
     __slots__ = (
@@ -370,13 +383,8 @@ class _Direction12:
         self.malformed = False  # the last record authenticated but its plaintext is malformed
         self.seq = 0
 
-    def __getstate__(self) -> dict[str, object]:
-        return {k: getattr(self, k) for k in self.__slots__ if k != "aead"}
-
-    def __setstate__(self, state: dict[str, object]) -> None:
-        for k, v in state.items():
-            object.__setattr__(self, k, v)
-        self.aead = None if self.suite.cipher == "cbc" else _make_aead(self.suite.cipher, self.key)
+    def _aead_kind(self) -> str | None:
+        return None if self.suite.cipher == "cbc" else self.suite.cipher
 
     def _header(self, ct: int, version: int, length: int) -> bytes:
         return self.seq.to_bytes(8, "big") + bytes([ct]) + version.to_bytes(2, "big") + length.to_bytes(2, "big")
