@@ -179,10 +179,6 @@ def _merge_overlapping(scans: list[Scan]) -> list[list[int]] | None:
     return sorted(sorted(m) for m in merged.values())
 
 
-def _scan_job(args: tuple[list[str], list[int], frozenset[int], KeyLog | None]) -> Scan:
-    return scan_group(*args, summarise=True)
-
-
 def scan_files(
     files: Sequence[str],
     sizes: Sequence[int],
@@ -206,7 +202,9 @@ def scan_files(
             todo = [tuple(g) for g in groups if tuple(g) not in done_scans]
             # largest groups first, so that the longest job is not the last one started
             todo.sort(key=lambda g: -sum(sizes[i] for i in g))
-            futures = {g: pool.submit(_scan_job, ([files[i] for i in g], list(g), ports, log)) for g in todo}
+            futures = {
+                g: pool.submit(scan_group, [files[i] for i in g], list(g), ports, log, summarise=True) for g in todo
+            }
             done = sum(sizes[i] for g in groups if tuple(g) in done_scans for i in g)
             for g in todo:
                 done_scans[g] = futures[g].result()
