@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from analyzer import native as native  # first: decides between compiled modules and their source
 from analyzer.api import analyze
 from analyzer.compare import compare  # binds analyzer.compare to the function, not the module of that name
 from analyzer.errors import CaptureError

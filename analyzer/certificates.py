@@ -69,7 +69,7 @@ class CertStage:
                 ocsp_urls=",".join(info.ocsp_urls) or None,
                 ca_issuers_urls=",".join(info.ca_issuers_urls) or None,
                 crl_urls=",".join(info.crl_urls) or None,
-                days_to_expiry=(info.not_after_ns - first) / NS_PER_DAY if info.not_after_ns is not None else None,
+                days_to_expiry=float(info.not_after_ns - first) / NS_PER_DAY if info.not_after_ns is not None else None,
                 decode_error=info.decode_error or info.extension_error,
                 expiry=_expiry(info.not_before_ns, info.not_after_ns, window),
             )

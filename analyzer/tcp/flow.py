@@ -60,8 +60,14 @@ class Flow:
     )
 
     def __init__(
-        self, key: tuple[int, ...], ts: int, frame: int, tls_ports: frozenset[int], keys: KeyRing | None = None
+        self,
+        key: tuple[int, ...] = (),
+        ts: int = 0,
+        frame: int = 0,
+        tls_ports: frozenset[int] = DEFAULT_TLS_PORTS,
+        keys: KeyRing | None = None,
     ) -> None:
+        # every argument has a default: compiled (mypyc), unpickling calls Flow() and then sets the state
         self.key = key
         self.keys = keys
         self.watcher: StartTlsWatcher | None = None

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from analyzer.picklable import Frozen
+
 MOD = 1 << 32
 HALF = 1 << 31
 DEFAULT_LIMIT = 256 * 1024  # out-of-order bytes held per direction before a gap is declared
 
 
 @dataclass(frozen=True, slots=True)
-class Gap:
+class Gap(Frozen):
     """Bytes missing from the stream (lost by the capture, or cut by the snap length)."""
 
     offset: int  # stream offset where the hole starts

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from analyzer.errors import ParseError
+from analyzer.picklable import Frozen
 from analyzer.tls.buffer import Buffer
 
 HRR_RANDOM = bytes.fromhex("CF21AD74E59A6111BE1D8C021E65B891C2A211167ABB8C5E079E09E2C8A8339C")
@@ -44,7 +45,7 @@ class Extension(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
-class ClientHello:
+class ClientHello(Frozen):
     legacy_version: int
     random: bytes
     session_id: bytes
@@ -75,7 +76,7 @@ class ClientHello:
 
 
 @dataclass(frozen=True, slots=True)
-class ServerHello:
+class ServerHello(Frozen):
     legacy_version: int
     random: bytes
     session_id: bytes
@@ -95,13 +96,13 @@ class ServerHello:
 
 
 @dataclass(frozen=True, slots=True)
-class CertificateEntry:
+class CertificateEntry(Frozen):
     der: bytes
     extensions: tuple[Extension, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
-class Certificate:
+class Certificate(Frozen):
     entries: tuple[CertificateEntry, ...]
     request_context: bytes = b""
 
@@ -111,7 +112,7 @@ class Certificate:
 
 
 @dataclass(frozen=True, slots=True)
-class CertificateRequest:
+class CertificateRequest(Frozen):
     certificate_types: tuple[int, ...] = ()
     signature_algorithms: tuple[int, ...] = ()
     authorities: tuple[bytes, ...] = ()  # DER-encoded distinguished names the server accepts
@@ -119,13 +120,13 @@ class CertificateRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class CertificateStatus:
+class CertificateStatus(Frozen):
     status_type: int
     ocsp_response: bytes
 
 
 @dataclass(frozen=True, slots=True)
-class ServerKeyExchange:
+class ServerKeyExchange(Frozen):
     group: int | None = None  # named group for (EC)DHE
     dh_bits: int | None = None  # prime size for finite-field DHE
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 from analyzer.errors import ParseError
+from analyzer.picklable import Frozen
 from analyzer.tls import messages as m
 from analyzer.tls.records import (
     CT_ALERT,
@@ -71,7 +72,7 @@ class RecordSeen(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
-class AlertSeen:
+class AlertSeen(Frozen):
     ts_ns: int
     frame: int
     side: int
@@ -108,8 +109,9 @@ class TlsObserver:
     Decrypted records from a key log can be fed to ``record`` with ``decrypted=True``.
     """
 
-    def __init__(self, events: list[Event], keys: KeyRing | None = None) -> None:
-        self.events = events
+    def __init__(self, events: list[Event] | None = None, keys: KeyRing | None = None) -> None:
+        # defaults so that compiled (mypyc) unpickling can call TlsObserver() before it sets the state
+        self.events: list[Event] = events if events is not None else []
         self.keys = keys
         self.decryptor: Decryptor | None = None
         self.keylog_status: str | None = None  # decrypted / no_key / key_mismatch / unsupported_suite / pending

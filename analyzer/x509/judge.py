@@ -81,7 +81,9 @@ class Judge:
         leaf = describe(chain[0])
         if leaf.not_after_ns is None:
             return v
-        return dataclasses.replace(v, days_to_expiry=(leaf.not_after_ns - at_ns) / NS_PER_DAY)
+        return dataclasses.replace(
+            v, days_to_expiry=float(leaf.not_after_ns - at_ns) / NS_PER_DAY
+        )  # float first: same result compiled
 
     def ocsp(self, response: bytes, chain: Sequence[bytes], at_ns: int) -> OcspVerdict:
         issuer = chain[1] if len(chain) > 1 else None
