@@ -32,35 +32,47 @@ def neutralise(value: object) -> object:
     return value
 
 
-def _rows(result: AnalysisResult, table: str) -> tuple[list[str], Iterator[list[object]]]:
-    """Header and rows straight from the result's columns: times as ISO 8601 UTC, nulls as None."""
+def _cells(result: AnalysisResult, table: str) -> tuple[list[str], list[list[object]]]:
+    """Header and one list per column, straight from the result: times as ISO 8601 UTC, NaN and
+    missing as None; prepared column by column (a million rows must not cost a Python call per cell)."""
     columns = schema.TABLES[table]
     data = result.columns[table]
     names = [c.name for c in columns]
-    ts = {c.name for c in columns if c.dtype == schema.TS}
     n = len(data[names[0]]) if names and names[0] in data else 0
+    cells: list[list[object]] = []
+    for c in columns:
+        values = data.get(c.name)
+        if values is None:
+            cells.append([None] * n)
+        elif c.dtype == schema.TS:
+            cells.append([None if v is None else iso(v) for v in values])  # type: ignore[arg-type]
+        elif c.dtype == "Float64":
+            cells.append([None if isinstance(v, float) and math.isnan(v) else v for v in values])
+        else:
+            cells.append(list(values))
+    return names, cells
 
-    def rows() -> Iterator[list[object]]:
-        for i in range(n):
-            row: list[object] = []
-            for name in names:
-                v = data[name][i] if name in data else None
-                if name in ts:
-                    v = iso(v) if v is not None else None  # type: ignore[arg-type]
-                elif isinstance(v, float) and math.isnan(v):
-                    v = None
-                row.append(v)
-            yield row
 
-    return names, rows()
+def _rows(result: AnalysisResult, table: str) -> tuple[list[str], Iterator[tuple[object, ...]]]:
+    names, cells = _cells(result, table)
+    return names, zip(*cells, strict=True)
 
 
 def write_csv(result: AnalysisResult, out: IO[str], table: str = "handshakes") -> None:
-    names, rows = _rows(result, table)
+    names, cells = _cells(result, table)
+    safe = [_neutralise_column(col) for col in cells]
     w = csv.writer(out, lineterminator="\n")
     w.writerow(names)
-    for row in rows:
-        w.writerow([neutralise(v) for v in row])
+    w.writerows(zip(*safe, strict=True))
+
+
+def _neutralise_column(col: list[object]) -> list[object]:
+    """neutralise() over a column; its distinct values are checked first (most columns hold a few
+    distinct values, and most hold no formula-like text at all)."""
+    p = FORMULA_PREFIXES
+    if not any(isinstance(v, str) and v.startswith(p) for v in set(col)):
+        return col
+    return [("'" + v) if isinstance(v, str) and v.startswith(p) else v for v in col]
 
 
 def to_csv(result: AnalysisResult, path: PathLike, table: str = "handshakes") -> None:
