@@ -58,6 +58,13 @@ class OptionalBuildExt(build_ext):
 
     def run(self):
         self._mypyc_failed = False
+        if self.inplace:  # a module dropped from the list must not leave its old extension behind
+            built = {os.path.abspath(self.get_ext_fullpath(e.name)) for e in self.extensions}
+            for folder, _, names in os.walk(os.path.join(HERE, "analyzer")):
+                for name in names:
+                    path = os.path.join(folder, name)
+                    if name.endswith((".so", ".pyd")) and path not in built:
+                        os.remove(path)
         super().run()
         if self._mypyc_failed:
             for ext in self.extensions:

@@ -16,7 +16,9 @@ The Python source is used instead when
 Writing compiled modules: mypyc divides an int by an int in floating point where Python rounds the
 exact quotient, so such divisions convert to float explicitly (``float(ns) / NS_PER_DAY``); classes
 whose objects are pickled (Flow state sent back by --jobs workers) can be created without arguments,
-and frozen dataclasses among them derive from analyzer.picklable.Frozen. tests/test_native.py runs
+and frozen dataclasses among them derive from analyzer.picklable.Frozen. Compiled functions check
+their argument types when called, so a public function that accepts anything says ``object``
+(analyzer.api, the entry point, stays Python and keeps Python's duck typing). tests/test_native.py runs
 every sample both ways and compares every table.
 
 This module is imported by setup.py by path, so it uses the standard library only.
@@ -48,6 +50,16 @@ COMPILED: tuple[str, ...] = (
     "analyzer.x509.judge",
     "analyzer.certificates",
     "analyzer.tables",
+    "analyzer.scan",
+    "analyzer.x509.der",
+    "analyzer.x509.certs",
+    "analyzer.x509.trust",
+    "analyzer.x509.validate",
+    "analyzer.x509.ocsp",
+    "analyzer.diagnose.alert_semantics",
+    "analyzer.diagnose.stacks",
+    "analyzer.tls.registry",
+    "analyzer.report.remediation",
 )
 GROUP = "analyzer.native"  # the shared library mypyc builds is analyzer/native__mypyc.*.so
 OTHER_C = ("analyzer.capture._walk",)  # the hand-written pcap walk (it has its own Python fallback)

@@ -480,10 +480,11 @@ def describe_certificate(cert: x509.Certificate, der: bytes) -> CertInfo:
     return CertInfo(sha256=hashlib.sha256(der).hexdigest(), sha1=hashlib.sha1(der).hexdigest(), **fields)  # type: ignore[arg-type]
 
 
-def describe(der: bytes) -> CertInfo:
-    """CertInfo of a DER certificate; undecodable input gives decode_error with the hashes filled. Never raises."""
+def describe(der: object) -> CertInfo:
+    """CertInfo of DER certificate bytes; undecodable input gives decode_error with the hashes filled.
+    Never raises, whatever it is given (typed ``object`` so that the compiled module accepts anything too)."""
     try:
-        return _describe(bytes(der))
+        return _describe(bytes(der))  # type: ignore[call-overload]
     except Exception as exc:  # not bytes-like at all
         return CertInfo(sha256="", sha1="", decode_error=f"not bytes: {type(der).__name__} ({exc})")
 

@@ -259,7 +259,7 @@ def _validate(
     warnings += _warnings(path, presented, chain, search)
 
     anchor = nodes[-1] if path.end == "anchor" else None
-    days = (leaf.info.not_after_ns - at_ns) / _NS_PER_DAY if leaf.info.not_after_ns is not None else None
+    days = float(leaf.info.not_after_ns - at_ns) / _NS_PER_DAY if leaf.info.not_after_ns is not None else None
     verdict = _verdict(defects, warnings, trust, path, anchor, days)
     verdict = dataclasses.replace(verdict, sni_matches=sni_matches)
     if verdict.status == "ok":
