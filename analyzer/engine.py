@@ -73,78 +73,78 @@ class Engine:
         return flow.closed or flow.first_payload[0] is not None or flow.first_payload[1] is not None
 
     def _run(self, key: tuple[int, ...], flow: Flow | None, cols: TcpColumns, data: np.ndarray, s: int, e: int) -> None:
-        frames = cols.frame[s:e].tolist()
-        tss = cols.ts_ns[s:e].tolist()
-        dirs = cols.dir[s:e].tolist()
-        flags = cols.flags[s:e].tolist()
-        seqs = cols.seq[s:e].tolist()
-        wlens = cols.wlen[s:e].tolist()
+        """The packets of one 4-tuple in this block, in order. Per-packet Python only while the flow
+        is not skimmed; the columns become Python lists a window at a time, so a bulk run that is
+        skimmed after its first packets is never converted as a whole."""
+        i = s
         if flow is None:
-            flow = self._new_flow(key, tss[0], frames[0])
-        n = e - s
-        i = 0
-        while i < n:
-            f = flags[i]
-            if f & SYN and self._is_new_connection(flow, f, seqs[i]):
-                flow = self._new_flow(key, tss[i], frames[i])
-            if flow.mode == SKIP:
-                i = self._skim_rest(flow, cols, s, i, n, flags, seqs, dirs, tss, frames)
-                if i < n:
-                    flow = self._new_flow(key, tss[i], frames[i])
-                continue
-            d = dirs[i]
-            flow.pkts[d] += 1
-            flow.bytes[d] += wlens[i]
-            if tss[i] > flow.last_ts:
-                flow.last_ts = tss[i]
-            if f & CTRL:
-                flow.control(d, f, seqs[i], tss[i], frames[i])
-            wl = wlens[i]
-            if wl:
-                k = s + i
-                off = int(cols.poff[k])
-                payload = data[off : off + int(cols.plen[k])].tobytes()
-                try:
-                    flow.payload(d, seqs[i], payload, wl, tss[i], frames[i])
-                except Exception as exc:  # a parser bug costs this flow its deep view, not the analysis
-                    self.errors.append(
-                        f"frame {frames[i]}: internal error in TLS parsing ({type(exc).__name__}: {exc}); connection no longer parsed"
-                    )
-                    flow.stop_deep()
-            i += 1
+            flow = self._new_flow(key, int(cols.ts_ns[s]), int(cols.frame[s]))
+        window = 16
+        while i < e:
+            w = min(e, i + window)
+            window *= 4  # long deep runs (a slow handshake) convert in growing steps
+            frames = cols.frame[i:w].tolist()
+            tss = cols.ts_ns[i:w].tolist()
+            dirs = cols.dir[i:w].tolist()
+            flags = cols.flags[i:w].tolist()
+            seqs = cols.seq[i:w].tolist()
+            wlens = cols.wlen[i:w].tolist()
+            poffs = cols.poff[i:w].tolist()
+            plens = cols.plen[i:w].tolist()
+            j = 0
+            while j < w - i:
+                f = flags[j]
+                if f & SYN and self._is_new_connection(flow, f, seqs[j]):
+                    flow = self._new_flow(key, tss[j], frames[j])
+                if flow.mode == SKIP:
+                    nxt = self._skim_rest(flow, cols, i + j, e)
+                    if nxt < e:
+                        flow = self._new_flow(key, int(cols.ts_ns[nxt]), int(cols.frame[nxt]))
+                    i = nxt
+                    break
+                d = dirs[j]
+                wl = wlens[j]
+                flow.pkts[d] += 1
+                flow.bytes[d] += wl
+                if tss[j] > flow.last_ts:
+                    flow.last_ts = tss[j]
+                if f & CTRL:
+                    flow.control(d, f, seqs[j], tss[j], frames[j])
+                if wl:
+                    off = poffs[j]
+                    payload = data[off : off + plens[j]].tobytes()
+                    try:
+                        flow.payload(d, seqs[j], payload, wl, tss[j], frames[j])
+                    except Exception as exc:  # a parser bug costs this flow its deep view, not the analysis
+                        self.errors.append(
+                            f"frame {frames[j]}: internal error in TLS parsing ({type(exc).__name__}: {exc}); connection no longer parsed"
+                        )
+                        flow.stop_deep()
+                j += 1
+            else:
+                i = w
 
-    def _skim_rest(
-        self,
-        flow: Flow,
-        cols: TcpColumns,
-        s: int,
-        i: int,
-        n: int,
-        flags: list[int],
-        seqs: list[int],
-        dirs: list[int],
-        tss: list[int],
-        frames: list[int],
-    ) -> int:
-        """The rest of a run once its flow is skimmed: numpy sums, Python only for SYN/FIN/RST.
+    def _skim_rest(self, flow: Flow, cols: TcpColumns, i: int, e: int) -> int:
+        """Packets i..e of a run once its flow is skimmed: numpy sums, Python only for SYN/FIN/RST.
 
-        Returns where a new connection on the same 4-tuple starts (or ``n``)."""
-        end = n
-        for j in (np.flatnonzero(cols.flags[s + i : s + n] & CTRL) + i).tolist():
-            if flags[j] & SYN and j > i and self._is_new_connection(flow, flags[j], seqs[j]):
+        Returns where a new connection on the same 4-tuple starts (or ``e``)."""
+        end = e
+        for j in (np.flatnonzero(cols.flags[i:e] & CTRL) + i).tolist():
+            f, seq = int(cols.flags[j]), int(cols.seq[j])
+            if f & SYN and j > i and self._is_new_connection(flow, f, seq):
                 end = j
                 break
-            flow.control(dirs[j], flags[j], seqs[j], tss[j], frames[j])
+            flow.control(int(cols.dir[j]), f, seq, int(cols.ts_ns[j]), int(cols.frame[j]))
         if end > i:
-            d = cols.dir[s + i : s + end]
-            w = cols.wlen[s + i : s + end]
+            d = cols.dir[i:end]
+            w = cols.wlen[i:end]
             n0 = int(np.count_nonzero(d == 0))
             b0 = int(w[d == 0].sum())
             flow.pkts[0] += n0
             flow.pkts[1] += end - i - n0
             flow.bytes[0] += b0
             flow.bytes[1] += int(w.sum()) - b0
-            last = int(cols.ts_ns[s + i : s + end].max())
+            last = int(cols.ts_ns[i:end].max())
             if last > flow.last_ts:
                 flow.last_ts = last
         return end

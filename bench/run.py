@@ -125,6 +125,11 @@ def warm_cache(path: Path) -> None:
             pass
 
 
+# Tools run as installed: Python bytecode cached (pip compiles .pyc at install; with
+# PYTHONDONTWRITEBYTECODE set, as in some sandboxes, every run would recompile every source file).
+RUN_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def timed(argv: list[str], stdout: Path, cwd: Path) -> tuple[float, float, int, str]:
     """Run argv; returns (wall seconds, peak RSS MiB, exit code, stderr tail).
 
@@ -134,7 +139,7 @@ def timed(argv: list[str], stdout: Path, cwd: Path) -> tuple[float, float, int, 
     err_path = stdout.with_suffix(".stderr")
     with open(stdout, "wb") as out, open(err_path, "wb") as err:
         t0 = time.perf_counter()
-        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=cwd)
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=cwd, env=RUN_ENV)
         _, status, ru = os.wait4(p.pid, 0)
         wall = time.perf_counter() - t0
     p.returncode = os.waitstatus_to_exitcode(status)

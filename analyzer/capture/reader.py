@@ -10,7 +10,6 @@ import os
 import shutil
 import struct
 import subprocess
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO
@@ -86,6 +85,8 @@ def _describe(head: bytes) -> str:
 
 
 def _decompress_to_temp(path: str, kind: str) -> IO[bytes]:
+    import tempfile  # only compressed captures need it
+
     tmp = tempfile.TemporaryFile(prefix="tls-analyzer-")  # noqa: SIM115 - returned open
     if kind == "gzip":
         # a truncated archive keeps what decompressed; the reader then warns about the tail

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from analyzer.report.document import Document
 from analyzer.report.export import ExportError, neutralise, to_csv, to_jsonl, to_parquet
-from analyzer.report.html_out import render_html
-from analyzer.report.markdown_out import render_markdown
 
 if TYPE_CHECKING:
+    from analyzer.report.document import Document
+    from analyzer.report.html_out import render_html as render_html
+    from analyzer.report.markdown_out import render_markdown as render_markdown
     from analyzer.result import AnalysisResult
 
 PathLike = str | os.PathLike[str]
@@ -33,6 +33,9 @@ class ReportFiles:
 
 def write_document(doc: Document, output_dir: PathLike, stem: str = "report") -> ReportFiles:
     """Write ``doc`` as <stem>.html (self-contained) and <stem>.md with its figures as PNG files beside it."""
+    from analyzer.report.html_out import render_html
+    from analyzer.report.markdown_out import render_markdown
+
     out = os.fspath(output_dir)
     os.makedirs(out, exist_ok=True)
     files = ReportFiles(out, os.path.join(out, f"{stem}.html"), os.path.join(out, f"{stem}.md"))
@@ -63,6 +66,19 @@ def write_report(
     to_jsonl(result, jsonl_path)
     files.tables += [csv_path, jsonl_path]
     return files
+
+
+def __getattr__(name: str) -> Any:
+    """The renderers load on first use: `analyze --format csv` imports this package for its exporters only."""
+    if name == "render_html":
+        from analyzer.report.html_out import render_html
+
+        return render_html
+    if name == "render_markdown":
+        from analyzer.report.markdown_out import render_markdown
+
+        return render_markdown
+    raise AttributeError(f"module 'analyzer.report' has no attribute {name!r}")
 
 
 __all__ = [
