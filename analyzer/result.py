@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 from collections import Counter
 from datetime import UTC, datetime
@@ -15,11 +16,16 @@ if TYPE_CHECKING:
 
 
 def iso(ns: int | None) -> str:
+    """Nanoseconds since the epoch as ISO 8601 UTC with all nine digits (2024-05-01T12:00:00.000000123Z)."""
     if ns is None:
         return ""
-    return (
-        datetime.fromtimestamp(ns // 1_000_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{ns % 1_000_000_000:09d}Z"
-    )
+    return _iso_second(ns // 1_000_000_000) + f".{ns % 1_000_000_000:09d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_second(sec: int) -> str:
+    """Cached: the rows of a capture share their seconds (strftime is most of a timestamp's cost)."""
+    return datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _rule_story(fired: object) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
 import socket
@@ -30,10 +29,14 @@ def endpoint_ip(key: tuple[int, ...], which: int) -> str:
     return socket.inet_ntop(socket.AF_INET6, raw)
 
 
+B32 = "abcdefghijklmnopqrstuvwxyz234567"  # RFC 4648 base32, lower case
+
+
 def conn_id(flow: Flow) -> str:
-    """Stable for the same connection whatever else the capture holds: 4-tuple + first packet time."""
-    h = hashlib.blake2b(repr((flow.key, flow.first_ts)).encode(), digest_size=10).digest()
-    return "C" + base64.b32encode(h).decode().lower()[:15]
+    """Stable for the same connection whatever else the capture holds: 4-tuple + first packet time.
+    "C" + the first 15 base32 digits of an 80-bit BLAKE2b (what base64.b32encode gives, without its cost)."""
+    n = int.from_bytes(hashlib.blake2b(repr((flow.key, flow.first_ts)).encode(), digest_size=10).digest(), "big")
+    return "C" + "".join([B32[(n >> (75 - 5 * i)) & 31] for i in range(15)])
 
 
 def _versions_offered(obs: TlsObserver) -> str | None:
