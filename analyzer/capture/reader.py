@@ -29,6 +29,9 @@ GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 MAX_RECORD = 1 << 20  # larger captured lengths are treated as damage, not as packets
 DEFAULT_BLOCK = 1 << 16
+# a block also ends after this many bytes of capture: its pages are resident until it is processed,
+# so this, not the file size, bounds the capture's share of memory (65,536 full-size frames would be ~100 MB)
+BLOCK_BYTES = 16 << 20
 
 SPB_TYPE, EPB_TYPE, IDB_TYPE, OPB_TYPE, DSB_TYPE = 3, 6, 1, 2, 0x0000000A
 
@@ -226,9 +229,12 @@ class CaptureReader:
         frame = self._first_frame
         limit = max(snaplen, 65535) if snaplen else MAX_RECORD
         limit = min(limit, MAX_RECORD)
+        count = min(block_size, 4096)  # first block small; then sized to BLOCK_BYTES from the frames seen
         while off < size:
-            hdrs, sec, frac, incl, off = walk_records(buf, off, block_size, endian == ">", limit)
+            start = off
+            hdrs, sec, frac, incl, off = walk_records(buf, off, count, endian == ">", limit)
             n = len(hdrs)
+            asked, count = count, max(256, min(block_size, n * BLOCK_BYTES // max(1, off - start)))
             if n:
                 block_start = int(hdrs[0])
                 yield self._pcap_block(hdrs, sec, frac, incl, mult, linktype, frame)
@@ -236,7 +242,7 @@ class CaptureReader:
                 frame += n
                 if progress:
                     progress(off)
-            if n == block_size:
+            if n == asked:
                 continue
             if off >= size:
                 break
@@ -394,7 +400,7 @@ class CaptureReader:
                 if body + 8 + slen <= off + blen:
                     self.info.secrets.append(DecryptionSecrets(stype, bytes(buf[body + 8 : body + 8 + slen])))
             off += blen
-            if len(offs) >= block_size:
+            if len(offs) >= block_size or (offs and off - offs[0] >= BLOCK_BYTES):
                 blk = flush()
                 yield blk
                 self._release(int(blk.off[-1]))
