@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from analyzer import schema
 from analyzer.capture.reader import CaptureReader
 from analyzer.certificates import TrustSettings, judge_certificates
 from analyzer.diagnose.causes import Cause, Confidence
@@ -66,6 +67,44 @@ def analyze(
     Never raises on damaged input (see ``result.warnings``); raises CaptureError when a file is
     not a capture at all. ``progress(done_bytes, total_bytes)`` is called between blocks.
     """
+    return _run(paths, ca_bundle, keylog, tls_ports, progress, trust_store, intermediates, client_ca, jobs, None, True)
+
+
+def stream_handshakes(
+    paths: PathLike | Sequence[PathLike],
+    on_row: Callable[[tuple[object, ...]], None],
+    ca_bundle: Iterable[PathLike] | None = None,
+    keylog: PathLike | Iterable[PathLike] | None = None,
+    tls_ports: Iterable[int] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    trust_store: str = "default",
+    intermediates: Iterable[PathLike] | None = None,
+    client_ca: Iterable[PathLike] | None = None,
+    jobs: int = 1,
+) -> AnalysisResult:
+    """analyze(), but each ``handshakes`` row (a tuple in schema.HANDSHAKES order) goes to ``on_row``
+    as soon as it is built, in the same order, and is not kept; the alerts, events, chains and
+    certificates tables are not built. What the CLI uses to write csv/json/jsonl files: memory then
+    holds the connections being analysed, never the rows. The returned result has the warnings,
+    file facts and empty tables."""
+    return _run(
+        paths, ca_bundle, keylog, tls_ports, progress, trust_store, intermediates, client_ca, jobs, on_row, False
+    )
+
+
+def _run(
+    paths: PathLike | Sequence[PathLike],
+    ca_bundle: Iterable[PathLike] | None,
+    keylog: PathLike | Iterable[PathLike] | None,
+    tls_ports: Iterable[int] | None,
+    progress: Callable[[int, int], None] | None,
+    trust_store: str,
+    intermediates: Iterable[PathLike] | None,
+    client_ca: Iterable[PathLike] | None,
+    jobs: int,
+    sink: Callable[[tuple[object, ...]], None] | None,
+    details: bool,
+) -> AnalysisResult:
     gc_was_enabled = gc.isenabled()
     gc.disable()  # millions of short-lived acyclic objects: the cyclic collector only costs time here
     try:
@@ -78,7 +117,7 @@ def analyze(
         if trust_store not in ("default", "system"):
             raise ValueError(f"trust_store must be 'default' or 'system', not {trust_store!r}")
         keylogs = [os.fspath(keylog)] if isinstance(keylog, str | os.PathLike) else [os.fspath(k) for k in keylog or ()]
-        result = _analyze(paths, tls_ports, progress, trust, keylogs, jobs)
+        result = _analyze(paths, tls_ports, progress, trust, keylogs, jobs, sink, details)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -107,6 +146,8 @@ def _analyze(
     trust: TrustSettings,
     keylogs: list[str],
     jobs: int = 1,
+    sink: Callable[[tuple[object, ...]], None] | None = None,
+    details: bool = True,
 ) -> AnalysisResult:
     files = [os.fspath(paths)] if isinstance(paths, str | os.PathLike) else [os.fspath(p) for p in paths]
     ports = frozenset(tls_ports) if tls_ports is not None else DEFAULT_TLS_PORTS
@@ -148,7 +189,7 @@ def _analyze(
             sh = f.obs.server_hello
             servers.setdefault(_server_endpoint(f), ServerProfile()).add(sh.selected_version, sh.cipher_suite)
     tls_servers = set(servers)
-    builder = TableBuilder([os.path.basename(f) for f in files])
+    builder = TableBuilder([os.path.basename(f) for f in files], details)
     # rows are built in capture order and each connection's state is let go as soon as its row exists,
     # so the state of all flows and all rows are never held at once
     flows.reverse()
@@ -176,9 +217,15 @@ def _analyze(
             warnings.append(
                 f"connection at frame {flow.first_frame}: could not build its row ({type(exc).__name__}: {exc})"
             )
+        if sink is not None:  # outside the try: a failing write (full disk, closed pipe) stops the run
+            for row in builder.drain():
+                sink(row)
     tables = builder.tables()
-    tables["certificates"] = certs.certificates_table(builder.cert_seen, (first_ts or 0, last_ts or 0), warnings)
+    if details:
+        tables["certificates"] = certs.certificates_table(builder.cert_seen, (first_ts or 0, last_ts or 0), warnings)
+    else:
+        tables["certificates"] = {c.name: [] for c in schema.CERTIFICATES}
     return AnalysisResult(tables, warnings, files, st.frames, first_ts, last_ts, certs.describe_trust())
 
 
-__all__ = ["Verdict", "analyze"]
+__all__ = ["Verdict", "analyze", "stream_handshakes"]

@@ -10,9 +10,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from analyzer.api import analyze
+from analyzer.api import analyze, stream_handshakes
 from analyzer.errors import CaptureError
-from analyzer.report.export import neutralise, write_csv, write_json, write_jsonl
+from analyzer.report.export import RowWriter, neutralise, write_csv, write_json, write_jsonl
 from analyzer.result import AnalysisResult, iso
 from analyzer.scan import expand_captures
 
@@ -82,6 +82,30 @@ def _write(result: AnalysisResult, fmt: str, output: str | None) -> None:
             _print_table(result, lambda s: fh.write(s + "\n"))
         else:  # csv (formula-safe), json (one array), jsonl (one object per line): the report's exporters
             {"csv": write_csv, "json": write_json, "jsonl": write_jsonl}[fmt](result, fh)
+
+
+def _stream(args: argparse.Namespace, progress: Progress) -> AnalysisResult:
+    """csv / json / jsonl: each row is written as soon as it is built and not kept (memory follows the
+    connections being analysed, not the rows); a run that fails leaves no partial file behind."""
+    try:
+        fh = open(args.output, "w", newline="", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
+    writer = RowWriter(args.format, fh)
+    done = False
+    try:
+        result = stream_handshakes(
+            args.captures, writer.row, progress=progress, jobs=args.jobs, **_analysis_options(args)
+        )
+        writer.close()
+        done = True
+    finally:
+        if args.output:
+            fh.close()
+            if not done:
+                with contextlib.suppress(OSError):
+                    os.remove(args.output)
+    return result
 
 
 class UsageError(Exception):
@@ -268,8 +292,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tls-analyzer: {problem}", file=sys.stderr)
         return 2
     progress = Progress(sys.stderr.isatty() and not args.no_progress)
+    streaming = args.format in ("csv", "json", "jsonl")
     try:
-        result = analyze(args.captures, progress=progress, jobs=args.jobs, **_analysis_options(args))
+        if streaming:
+            result = _stream(args, progress)
+        else:
+            result = analyze(args.captures, progress=progress, jobs=args.jobs, **_analysis_options(args))
+    except UsageError as exc:
+        progress.close()
+        print(f"tls-analyzer: {exc}", file=sys.stderr)
+        return 2
     except CaptureError as exc:
         progress.close()
         print(f"tls-analyzer: {exc}", file=sys.stderr)
@@ -285,7 +317,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     progress.close()
     try:
-        _write(result, args.format, args.output)
+        if not streaming:
+            _write(result, args.format, args.output)
     except BrokenPipeError:
         return 0
     except UsageError as exc:

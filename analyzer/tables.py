@@ -115,6 +115,10 @@ class TableBuilder:
     """Accumulates columns; one instance per analysis."""
 
     files: list[str]
+    # streaming (the CLI writing a file): the caller drains the handshakes rows as they are built,
+    # and with ``details=False`` the alerts/events/chains rows and the certificates inventory are
+    # not built at all, so memory does not grow with the rows
+    details: bool = True
     _hs_rows: list[tuple[object, ...]] = field(default_factory=list)
     _al_rows: list[tuple[object, ...]] = field(default_factory=list)
     _ev_rows: list[tuple[object, ...]] = field(default_factory=list)
@@ -213,7 +217,7 @@ class TableBuilder:
                 if cert is None:
                     continue
                 for position, entry in enumerate(cert.entries):
-                    sha = self._cert(entry.der, seen_at)
+                    sha = self._cert(entry.der, seen_at) if self.details else hashlib.sha256(entry.der).hexdigest()
                     chains.append((cid, position, sha, sent_by))
                     if position == 0:
                         tls_cols["cert_sha256" if sent_by == "server" else "client_cert_sha256"] = sha
@@ -234,7 +238,7 @@ class TableBuilder:
                 tls_cols["handshake_ms"] = (end - obs.client_hello_ts) / 1e6
             notes.extend(obs.parse_errors[:3])
             tls_cols["keylog_status"] = obs.keylog_status
-            for a2 in obs.alerts:
+            for a2 in obs.alerts if self.details else ():
                 level = None if a2.level is None else {1: "warning", 2: "fatal"}.get(a2.level, str(a2.level))
                 alerts.append(
                     (cid, a2.ts_ns, a2.frame, SIDE_NAMES[a2.side], level, a2.name, a2.description, a2.encrypted)
@@ -257,14 +261,20 @@ class TableBuilder:
         h["notes"] = "; ".join(notes) or None
         events = [
             (cid, ts, frame, SIDE_NAMES[side], kind, detail or None, (ts - flow.first_ts) / 1e6)
-            for ts, frame, side, kind, detail in flow.events
+            for ts, frame, side, kind, detail in (flow.events if self.details else ())
         ]
         # all or nothing: a row that fails to build leaves the tables aligned
         self._hs_rows.append(tuple(h.get(name) for name in HANDSHAKE_NAMES))
-        self._al_rows.extend(alerts)
-        self._ev_rows.extend(events)
-        self._chain_rows.extend(chains)
+        if self.details:
+            self._al_rows.extend(alerts)
+            self._ev_rows.extend(events)
+            self._chain_rows.extend(chains)
         return cid
+
+    def drain(self) -> list[tuple[object, ...]]:
+        """The handshakes rows built since the last drain, handed over and no longer kept."""
+        rows, self._hs_rows = self._hs_rows, []
+        return rows
 
     def tables(self) -> dict[str, schema.Columns]:
         """Rows turned into columns in one pass (C speed), in schema order."""

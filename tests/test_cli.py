@@ -75,3 +75,29 @@ def test_empty_result_keeps_the_schema(tmp_path: pathlib.Path) -> None:
         for c in columns:
             assert str(df[c.name].dtype) == c.dtype or (c.dtype == "string" and str(df[c.name].dtype) == "string")
     assert "no TLS connections" in cli("analyze", str(p)).stdout
+
+
+def test_streamed_files_equal_the_api_exports_and_failures_leave_no_file(tmp_path: pathlib.Path) -> None:
+    """csv/json/jsonl are written row by row as connections are diagnosed (memory does not hold the
+    rows); the text must be exactly what the API's exporters write for the whole table."""
+    from analyzer.report.export import write_csv, write_json, write_jsonl
+
+    capture = SAMPLES / "incident-mixed.pcapng"
+    root = SAMPLES / "gen" / "pki" / "root.pem"
+    result = analyzer.analyze(capture, ca_bundle=[root])
+    assert len(result.columns["handshakes"]["conn_id"]) > 50
+    for fmt, writer in (("csv", write_csv), ("json", write_json), ("jsonl", write_jsonl)):
+        expected = io.StringIO()
+        writer(result, expected)
+        out = tmp_path / f"rows.{fmt}"
+        run = cli("analyze", str(capture), "--ca-bundle", str(root), "--format", fmt, "--output", str(out))
+        assert run.returncode == 0, run.stderr
+        assert out.read_text(encoding="utf-8") == expected.getvalue(), fmt
+    not_a_capture = tmp_path / "notes.txt"
+    not_a_capture.write_text("not a capture\n")
+    out = tmp_path / "never.csv"
+    run = cli("analyze", str(not_a_capture), "--format", "csv", "--output", str(out))
+    assert run.returncode == 2 and "tls-analyzer:" in run.stderr
+    assert not out.exists()
+    run = cli("analyze", str(capture), "--format", "csv", "--output", str(tmp_path / "no" / "such" / "dir.csv"))
+    assert run.returncode == 2 and "cannot write" in run.stderr

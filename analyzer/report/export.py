@@ -75,6 +75,55 @@ def _neutralise_column(col: list[object]) -> list[object]:
     return [("'" + v) if isinstance(v, str) and v.startswith(p) else v for v in col]
 
 
+class RowWriter:
+    """Writes ``handshakes`` rows one at a time as they are built (analyzer.api.stream_handshakes):
+    the same text as write_csv / write_jsonl / write_json give for the whole table."""
+
+    def __init__(self, fmt: str, out: IO[str], table: str = "handshakes") -> None:
+        if fmt not in ("csv", "json", "jsonl"):
+            raise ValueError(f"cannot stream {fmt!r}")
+        columns = schema.TABLES[table]
+        self.fmt, self.out = fmt, out
+        self.names = [c.name for c in columns]
+        self._ts = [i for i, c in enumerate(columns) if c.dtype == schema.TS]
+        self._float = [i for i, c in enumerate(columns) if c.dtype == "Float64"]
+        self._csv = csv.writer(out, lineterminator="\n")
+        self.rows = 0
+        self._started = False
+
+    def _start(self) -> None:
+        self._started = True
+        if self.fmt == "csv":
+            self._csv.writerow(self.names)
+        elif self.fmt == "json":
+            self.out.write("[\n")
+
+    def row(self, values: tuple[object, ...]) -> None:
+        if not self._started:
+            self._start()
+        cells = list(values)
+        for i in self._ts:
+            v = cells[i]
+            cells[i] = None if v is None else iso(v)  # type: ignore[arg-type]
+        for i in self._float:
+            v = cells[i]
+            if isinstance(v, float) and math.isnan(v):
+                cells[i] = None
+        if self.fmt == "csv":
+            p = FORMULA_PREFIXES
+            self._csv.writerow([("'" + v) if isinstance(v, str) and v.startswith(p) else v for v in cells])
+        else:
+            text = json.dumps(dict(zip(self.names, cells, strict=True)), ensure_ascii=False)
+            self.out.write(("," if self.fmt == "json" and self.rows else "") + text + "\n")
+        self.rows += 1
+
+    def close(self) -> None:
+        if not self._started:
+            self._start()
+        if self.fmt == "json":
+            self.out.write("]\n")
+
+
 def to_csv(result: AnalysisResult, path: PathLike, table: str = "handshakes") -> None:
     """One table as CSV, the schema's columns in order; cells starting with = + - @ tab CR are prefixed with '."""
     with open(path, "w", newline="", encoding="utf-8") as fh:
@@ -130,6 +179,7 @@ def to_parquet(result: AnalysisResult, path: PathLike, table: str = "handshakes"
 
 __all__ = [
     "ExportError",
+    "RowWriter",
     "frame_csv",
     "neutralise",
     "to_csv",
