@@ -19,6 +19,7 @@ from analyzer.result import AnalysisResult
 from analyzer.scan import scan_files
 from analyzer.tables import TableBuilder, endpoint_ip
 from analyzer.tcp.flow import DEFAULT_TLS_PORTS, Flow
+from analyzer.tls.messages import clear_shared
 
 if TYPE_CHECKING:
     from analyzer.tls.keylog import KeyLog
@@ -119,6 +120,7 @@ def _run(
         keylogs = [os.fspath(keylog)] if isinstance(keylog, str | os.PathLike) else [os.fspath(k) for k in keylog or ()]
         result = _analyze(paths, tls_ports, progress, trust, keylogs, jobs, sink, details)
     finally:
+        clear_shared()
         if gc_was_enabled:
             gc.enable()
     return result

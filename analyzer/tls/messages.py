@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from analyzer.errors import ParseError
 from analyzer.picklable import Frozen
@@ -35,6 +35,38 @@ def printable(raw: bytes) -> str:
     for b in raw:
         out.append(chr(b) if 0x20 <= b < 0x7F and b != 0x5C else f"\\x{b:02x}")
     return "".join(out)
+
+
+_T = TypeVar("_T")
+_SHARED: dict[object, object] = {}
+SHARED_MAX = 1 << 16  # distinct values kept; beyond it values are simply not shared
+SHARED_BYTES_MAX = 64 << 20  # and at most this much certificate DER
+_shared_bytes = [0]
+# extensions whose bytes differ in every hello (names, key shares, tickets, PSKs, padding, ECH)
+VARYING_EXTENSIONS = frozenset({0, 21, 35, 40, 41, 44, 51, 0xFE0D, 0xFF01})
+
+
+def shared(value: _T) -> _T:
+    """One copy of a value that repeats across connections: a client stack's cipher list and constant
+    extensions, a server's certificate chain. Thousands of connections then hold references to the
+    same objects instead of copies (memory follows distinct stacks and servers, not connections)."""
+    key = (type(value), value)  # an Extension and a plain tuple of the same items are not interchangeable
+    got = _SHARED.get(key)
+    if got is not None:
+        return got  # type: ignore[return-value]
+    if len(_SHARED) < SHARED_MAX:
+        if isinstance(value, bytes):
+            if _shared_bytes[0] + len(value) > SHARED_BYTES_MAX:
+                return value
+            _shared_bytes[0] += len(value)
+        _SHARED[key] = value
+    return value
+
+
+def clear_shared() -> None:
+    """Forget the shared values (called when an analysis ends; objects still in use keep theirs)."""
+    _SHARED.clear()
+    _shared_bytes[0] = 0
 
 
 class Extension(NamedTuple):
@@ -167,7 +199,8 @@ def _pull_extensions(buf: Buffer, problems: list[str] | None = None) -> tuple[Ex
             problems.append(f"extension {etype} overruns the extensions block; kept cut short")
             out.append(Extension(etype, block[pos:end]))
             break
-        out.append(Extension(etype, block[pos : pos + n]))
+        ext = Extension(etype, block[pos : pos + n])
+        out.append(ext if etype in VARYING_EXTENSIONS else shared(ext))
         pos += n
     return tuple(out)
 
@@ -221,8 +254,8 @@ def parse_client_hello(body: bytes) -> ClientHello:
     legacy_version = buf.pull_uint16()
     random = buf.pull_bytes(32)
     session_id = buf.pull_vector(1)
-    ciphers = buf.pull_uint16_list(2)
-    compression = tuple(buf.pull_vector(1))
+    ciphers = shared(buf.pull_uint16_list(2))
+    compression = shared(tuple(buf.pull_vector(1)))
     problems: list[str] = []
     extensions = _pull_extensions(buf, problems)
     fields: dict[str, object] = {"problems": tuple(problems)} if problems else {}
@@ -231,19 +264,19 @@ def parse_client_hello(body: bytes) -> ClientHello:
             if ext.type == EXT_SERVER_NAME:
                 fields["sni"] = _sni(ext.data)
             elif ext.type == EXT_ALPN:
-                fields["alpn"] = _alpn_list(ext.data)
+                fields["alpn"] = shared(_alpn_list(ext.data))
             elif ext.type == EXT_SUPPORTED_GROUPS:
-                fields["supported_groups"] = _u16_list(ext.data)
+                fields["supported_groups"] = shared(_u16_list(ext.data))
             elif ext.type == EXT_EC_POINT_FORMATS:
-                fields["ec_point_formats"] = _uint8_list(ext.data)
+                fields["ec_point_formats"] = shared(_uint8_list(ext.data))
             elif ext.type == EXT_SIGNATURE_ALGORITHMS:
-                fields["signature_algorithms"] = _u16_list(ext.data)
+                fields["signature_algorithms"] = shared(_u16_list(ext.data))
             elif ext.type == EXT_SUPPORTED_VERSIONS:
-                fields["supported_versions"] = _u16_list(ext.data, 1)
+                fields["supported_versions"] = shared(_u16_list(ext.data, 1))
             elif ext.type in (EXT_KEY_SHARE, EXT_KEY_SHARE_DRAFT):
-                fields["key_share_groups"] = _key_share_groups(ext.data)
+                fields["key_share_groups"] = shared(_key_share_groups(ext.data))
             elif ext.type == EXT_PSK_MODES:
-                fields["psk_modes"] = _uint8_list(ext.data)
+                fields["psk_modes"] = shared(_uint8_list(ext.data))
             elif ext.type == EXT_STATUS_REQUEST:
                 fields["status_request"] = True
         except ParseError:
@@ -362,7 +395,7 @@ def parse_certificate(body: bytes, tls13: bool = False) -> Certificate:
     certs = buf.pull_block(3)
     entries = []
     while not certs.eof():
-        der = certs.pull_vector(3)
+        der = shared(certs.pull_vector(3))
         exts = _pull_extensions(certs) if tls13 else ()
         entries.append(CertificateEntry(der, exts))
     return Certificate(tuple(entries), context)

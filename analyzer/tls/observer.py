@@ -272,7 +272,7 @@ class TlsObserver:
                     self.finished_ts[SERVER] = ts  # the server's encrypted flight (EE..Finished)
                     self.finished_frame[SERVER] = frame
                     self._hist(side, "F")
-                    self.events.append((ts, frame, side, "encrypted_flight", f"{rec.length} bytes"))
+                    self.events.append((ts, frame, side, "encrypted_flight", m.shared(f"{rec.length} bytes")))
                 return
             if side == CLIENT:
                 if self.finished_ts[SERVER] is None:
@@ -292,7 +292,7 @@ class TlsObserver:
                     self.finished_frame[CLIENT] = frame
                     self._hist(side, "F")
                     self.events.append(
-                        (ts, frame, side, "finished", f"encrypted flight, first record {rec.length} bytes")
+                        (ts, frame, side, "finished", m.shared(f"encrypted flight, first record {rec.length} bytes"))
                     )
                 return
             # a server record after the client's flight began (an alert, tickets, data): counted below
@@ -309,7 +309,7 @@ class TlsObserver:
         if self.first_app_ts[side] is None:
             self.first_app_ts[side] = ts
             self._hist(side, "D")
-            self.events.append((ts, frame, side, "application_data", f"first record {rec.length} bytes"))
+            self.events.append((ts, frame, side, "application_data", m.shared(f"first record {rec.length} bytes")))
 
     def _alert(self, side: int, rec: Record, ts: int, frame: int, enc: bool) -> None:
         level: int | None = None
@@ -321,7 +321,7 @@ class TlsObserver:
             self.alerts.append(alert)
         self._hist(side, "L")
         detail = "encrypted" if desc is None else f"{'fatal' if level == 2 else 'warning'} {alert.name}"
-        self.events.append((ts, frame, side, "alert", detail))
+        self.events.append((ts, frame, side, "alert", m.shared(detail)))
 
     def _sslv2(self, side: int, rec: Record, ts: int, frame: int) -> None:
         try:
@@ -367,7 +367,7 @@ class TlsObserver:
         self.client_hellos += 1
         if self.client_hello is None:
             self.client_hello, self.client_hello_ts = ch, ts
-        self.events.append((ts, frame, CLIENT, "client_hello", f"SNI {ch.sni}" if ch.sni else "no SNI"))
+        self.events.append((ts, frame, CLIENT, "client_hello", m.shared(f"SNI {ch.sni}") if ch.sni else "no SNI"))
 
     def _on_client_hello(self, side: int, body: bytes, ts: int, frame: int) -> None:
         ch = m.parse_client_hello(body)
@@ -400,7 +400,7 @@ class TlsObserver:
                 frame,
                 side,
                 "server_hello",
-                f"{cipher_name(sh.cipher_suite)}, version 0x{sh.selected_version:04x}",
+                m.shared(f"{cipher_name(sh.cipher_suite)}, version 0x{sh.selected_version:04x}"),
             )
         )
 
@@ -413,7 +413,7 @@ class TlsObserver:
                     self.certificate_status = m.parse_certificate_status(ext.data)
         else:
             self.client_certificate = cert
-        self.events.append((ts, frame, side, "certificate", f"{len(cert.entries)} certificates"))
+        self.events.append((ts, frame, side, "certificate", m.shared(f"{len(cert.entries)} certificates")))
 
     def _on_encrypted_extensions(self, side: int, body: bytes, ts: int, frame: int) -> None:
         alpn = m.parse_encrypted_extensions_alpn(body)
