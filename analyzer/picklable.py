@@ -10,9 +10,15 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
+_FIELDS: dict[type, tuple[str, ...]] = {}  # field names per class (dataclasses.fields() per object is slow)
+
 
 class Frozen:
     __slots__ = ()
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), tuple(getattr(self, f.name) for f in fields(self)))  # type: ignore[arg-type]
+        cls = type(self)
+        names = _FIELDS.get(cls)
+        if names is None:
+            names = _FIELDS[cls] = tuple(f.name for f in fields(self))  # type: ignore[arg-type]
+        return (cls, tuple([getattr(self, n) for n in names]))
