@@ -47,14 +47,14 @@ class OptionalBuildExt(build_ext):
     mypyc runs only when extensions are really built (not for metadata)."""
 
     def finalize_options(self):
-        super().finalize_options()
+        # added before setuptools prepares the extension list (it annotates each one there)
         if not getattr(self.distribution, "_mypyc_added", False):
             self.distribution._mypyc_added = True
             exts = _mypyc_extensions()
             for e in exts:
                 e._mypyc = True
             self.distribution.ext_modules.extend(exts)
-        self.extensions = self.distribution.ext_modules
+        super().finalize_options()
 
     def run(self):
         self._mypyc_failed = False
