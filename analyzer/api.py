@@ -10,14 +10,13 @@ from typing import TYPE_CHECKING
 from analyzer import schema
 from analyzer.capture.reader import CaptureReader
 from analyzer.certificates import TrustSettings, judge_certificates
-from analyzer.diagnose.causes import Cause, Confidence
-from analyzer.diagnose.evidence import Evidence, ServerProfile
-from analyzer.diagnose.rules import Verdict, classify, failed
+from analyzer.diagnose.rules import Verdict
 from analyzer.errors import CaptureError
 from analyzer.packets import SkimStats
 from analyzer.result import AnalysisResult
 from analyzer.scan import scan_files
-from analyzer.tables import TableBuilder, endpoint_ip
+from analyzer.stages import diagnose, negotiated, profiles, wrap_up
+from analyzer.tables import TableBuilder
 from analyzer.tcp.flow import DEFAULT_TLS_PORTS, Flow
 from analyzer.tls.messages import clear_shared
 
@@ -25,23 +24,6 @@ if TYPE_CHECKING:
     from analyzer.tls.keylog import KeyLog
 
 PathLike = str | os.PathLike[str]
-
-
-def _server_endpoint(flow: Flow) -> tuple[str, int]:
-    cd = flow.client_dir or 0
-    pa, pb = flow.ports
-    return endpoint_ip(flow.key, 1 - cd), (pb if cd == 0 else pa)
-
-
-def _is_row(flow: Flow, ev: Evidence, tls_servers: set[tuple[str, int]], tls_ports: frozenset[int]) -> bool:
-    """failure-causes.md: TLS seen, a server that speaks TLS elsewhere, a TLS answer, or a well-known TLS port."""
-    if flow.obs is not None or flow.starttls is not None:
-        return True
-    if ev.server_sent_tls():
-        return True
-    if _server_endpoint(flow) in tls_servers:
-        return True
-    return ev.server_port in tls_ports and (ev.syn_seen or flow.syn_ack is not None)
 
 
 def analyze(
@@ -164,7 +146,12 @@ def _analyze(
     sizes = [r.info.size_bytes for r in readers]
     for r in readers:
         r.close()
-    scans = scan_files(files, sizes, ports, log, jobs, progress)
+    par = None
+    if jobs > 1 and len(files) > 1:
+        from analyzer.parallel import Parallel
+
+        par = Parallel.start(files, sizes, ports, log, trust, jobs, progress, details)
+    scans = par.scans if par is not None else scan_files(files, sizes, ports, log, jobs, progress)
     # merged in file order, as a sequential run would have met them
     warnings.extend(m for _, m in sorted((w for s in scans for w in s.warnings), key=lambda w: w[0]))
     errors = [m for _, m in sorted((e for s in scans for e in s.errors), key=lambda e: e[0])]
@@ -178,55 +165,29 @@ def _analyze(
     if st.truncated_headers:
         warnings.append(f"{st.truncated_headers} frame(s) too short for their TCP header (snap length?)")
     end = last_ts or 0
+    names = [os.path.basename(f) for f in files]
+    window = (first_ts or 0, last_ts or 0)
+    if par is not None:  # the workers diagnose their own connections; rows come back in order
+        tables, trust_label = par.finish(end, names, window, warnings, sink)
+        return AnalysisResult(tables, warnings, files, st.frames, first_ts, last_ts, {"trust": trust_label})
     flows = [f for s in scans for f in s.flows]
     del scans
-    for flow in flows:
-        flow.finish(end)
-    flows.sort(key=lambda f: (f.first_ts, f.file_index, f.first_frame))
-    evidence = [Evidence(f, end) for f in flows]
+    evidence = wrap_up(flows, end)
     certs = judge_certificates(flows, evidence, trust, warnings)
-    servers: dict[tuple[str, int], ServerProfile] = {}
-    for f in flows:
-        if f.obs is not None and f.obs.server_hello is not None:
-            sh = f.obs.server_hello
-            servers.setdefault(_server_endpoint(f), ServerProfile()).add(sh.selected_version, sh.cipher_suite)
-    tls_servers = set(servers)
-    builder = TableBuilder([os.path.basename(f) for f in files], details)
-    # rows are built in capture order and each connection's state is let go as soon as its row exists,
-    # so the state of all flows and all rows are never held at once
-    flows.reverse()
-    evidence.reverse()
-    while flows:
-        flow, ev = flows.pop(), evidence.pop()
-        endpoint = _server_endpoint(flow)
-        ev.server_speaks_tls_elsewhere = endpoint in tls_servers
-        ev.server = servers.get(endpoint)
-        if not _is_row(flow, ev, tls_servers, ports):
-            continue
-        try:
-            rule, verdict = classify(ev)
-        except Exception as exc:  # a bug must cost one row its diagnosis, not the whole analysis
-            rule, verdict = (
-                "error",
-                failed(
-                    Cause.OTHER, f"internal error while diagnosing: {type(exc).__name__}: {exc}", Confidence.INFERRED
-                ),
-            )
-            warnings.append(f"connection at frame {flow.first_frame}: diagnosis failed ({type(exc).__name__}: {exc})")
-        try:
-            builder.add(flow, ev, verdict, rule, flow.file_index)
-        except Exception as exc:  # never lose the whole analysis to one connection
-            warnings.append(
-                f"connection at frame {flow.first_frame}: could not build its row ({type(exc).__name__}: {exc})"
-            )
-        if sink is not None:  # outside the try: a failing write (full disk, closed pipe) stops the run
+    servers = profiles(negotiated(flows))
+    builder = TableBuilder(names, details)
+
+    def hand_on(_flow: Flow) -> None:
+        if sink is not None:
             for row in builder.drain():
                 sink(row)
+
+    diagnose(flows, evidence, servers, ports, builder, warnings, hand_on)
     tables = builder.tables()
     if details:
-        tables["certificates"] = certs.certificates_table(builder.cert_seen, (first_ts or 0, last_ts or 0), warnings)
+        tables["certificates"] = certs.certificates_table(builder.cert_seen, window, warnings)
     else:
-        tables["certificates"] = {c.name: [] for c in schema.CERTIFICATES}
+        tables["certificates"] = schema.empty(schema.CERTIFICATES)
     return AnalysisResult(tables, warnings, files, st.frames, first_ts, last_ts, certs.describe_trust())
 
 

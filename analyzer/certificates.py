@@ -117,10 +117,28 @@ def server_key(flow: Flow) -> ServerKey:
     return endpoint_ip(flow.key, 1 - cd), (pb if cd == 0 else pa), sni
 
 
+# one visible server chain, for connections to the same server whose chain is hidden: (connection
+# order key, time, conn_id, leaf sha256, verdict, OCSP verdict)
+Seen = tuple[tuple[int, int, int], int, str, str, "ChainVerdict", "OcspVerdict | None"]
+
+
 def judge_certificates(
     flows: list[Flow], evidence: list[Evidence], settings: TrustSettings, warnings: list[str]
 ) -> CertStage:
     """Fill ``Evidence.cert_verdict`` / ``ocsp`` / ``client_cert_verdict`` / ``peer_verdict``."""
+    stage, seen = judge_chains(flows, evidence, settings, warnings)
+    if stage.judge is not None:
+        mark_store(evidence, settings, stage.trust_label, min(f.first_ts for f in flows) if flows else 0)
+    lend_verdicts(flows, evidence, seen)
+    rotations(seen, warnings)
+    return stage
+
+
+def judge_chains(
+    flows: list[Flow], evidence: list[Evidence], settings: TrustSettings, warnings: list[str], load: bool = False
+) -> tuple[CertStage, dict[ServerKey, list[Seen]]]:
+    """Judge every chain the connections carried (as of its own time); ``load``: load the trust
+    store even when nothing here needs it (another group of files of the same analysis does)."""
     chained = [
         (f, ev)
         for f, ev in zip(flows, evidence, strict=True)
@@ -131,8 +149,9 @@ def judge_certificates(
         )
     ]
     stage = CertStage()
-    if not chained and not settings.ca_bundle:
-        return stage
+    seen: dict[ServerKey, list[Seen]] = {}
+    if not chained and not settings.ca_bundle and not load:
+        return stage, seen
     from analyzer.x509.judge import Judge
     from analyzer.x509.trust import load_intermediates, load_trust
 
@@ -146,12 +165,7 @@ def judge_certificates(
         client_trust, warns = load_trust(settings.client_ca, use_certifi=False)
         warnings.extend(warns)
     judge = Judge(trust, pool, client_trust)
-    current = _store_is_current(trust.label, min(f.first_ts for f in flows) if flows else 0)
-    for ev in evidence:
-        ev.store_current = current
-        ev.user_anchors = bool(settings.ca_bundle) or settings.system
     stage.judge, stage.trust_label = judge, trust.label
-    seen: dict[ServerKey, list[tuple[int, str, str, ChainVerdict, OcspVerdict | None]]] = {}
     for flow, ev in chained:
         obs = flow.obs
         assert obs is not None
@@ -165,24 +179,35 @@ def judge_certificates(
             ev.cert_verdict = judge.verdict(chain, at, key[2], key[0] if key[2] is None else None)
             if obs.certificate_status is not None:
                 ev.ocsp = judge.ocsp(obs.certificate_status.ocsp_response, chain, at)
-            seen.setdefault(key, []).append((at, conn_id(flow), _sha(chain[0]), ev.cert_verdict, ev.ocsp))
+            order = (flow.first_ts, flow.file_index, flow.first_frame)
+            seen.setdefault(key, []).append((order, at, conn_id(flow), _sha(chain[0]), ev.cert_verdict, ev.ocsp))
         ccert = obs.client_certificate
         if ccert is not None and ccert.entries:
             at = obs.server_certificate_ts or flow.first_ts
             ev.client_cert_verdict = judge.verdict(ccert.chain, at, None, None, purpose="client")
-    # connections whose certificate is hidden (TLS 1.3 without keys) borrow the nearest verdict for the same server
+    return stage, seen
+
+
+def mark_store(evidence: list[Evidence], settings: TrustSettings, label: str, first_ns: int) -> None:
+    """What the diagnosis needs to know about the anchors: named by the user, and recent enough."""
+    current = _store_is_current(label, first_ns)
+    for ev in evidence:
+        ev.store_current = current
+        ev.user_anchors = bool(settings.ca_bundle) or settings.system
+
+
+def lend_verdicts(flows: list[Flow], evidence: list[Evidence], seen: dict[ServerKey, list[Seen]]) -> None:
+    """Connections whose certificate is hidden (TLS 1.3 without keys) borrow the nearest verdict for the same server."""
     for flow, ev in zip(flows, evidence, strict=True):
         if ev.cert_verdict is not None or flow.obs is None or flow.obs.server_hello is None:
             continue
         near = seen.get(server_key(flow))
         if near:
             # the richest evidence first (a revoked staple is only sent to clients that ask), then the nearest in time
-            _at, cid, _leaf, verdict, ocsp = min(
-                near, key=lambda n: (not (n[4] is not None and n[4].status == "revoked"), abs(n[0] - flow.first_ts))
+            _order, _at, cid, _leaf, verdict, ocsp = min(
+                near, key=lambda n: (not (n[5] is not None and n[5].status == "revoked"), abs(n[1] - flow.first_ts))
             )
             ev.peer_verdict = (cid, verdict, ocsp)
-    _rotations(seen, warnings)
-    return stage
 
 
 STORE_HORIZON_NS = 2 * 365 * 86_400 * 10**9
@@ -205,15 +230,13 @@ def _sha(der: bytes) -> str:
     return hashlib.sha256(der).hexdigest()
 
 
-def _rotations(
-    seen: dict[ServerKey, list[tuple[int, str, str, ChainVerdict, OcspVerdict | None]]], warnings: list[str]
-) -> None:
+def rotations(seen: dict[ServerKey, list[Seen]], warnings: list[str]) -> None:
     """The same server presenting different leaf certificates during the capture."""
     from analyzer.result import iso
 
     for (ip, port, sni), items in seen.items():
         leaves: dict[str, tuple[int, int, str]] = {}
-        for at, cid, sha, _v, _o in sorted(items, key=lambda x: x[0]):
+        for _order, at, cid, sha, _v, _o in sorted(items, key=lambda x: x[1]):
             first, _last, first_cid = leaves.get(sha, (at, at, cid))
             leaves[sha] = (first, at, first_cid)
         if len(leaves) > 1:
@@ -227,4 +250,13 @@ def _rotations(
             )
 
 
-__all__ = ["CertStage", "TrustSettings", "judge_certificates"]
+__all__ = [
+    "CertStage",
+    "Seen",
+    "TrustSettings",
+    "judge_certificates",
+    "judge_chains",
+    "lend_verdicts",
+    "mark_store",
+    "rotations",
+]

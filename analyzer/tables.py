@@ -276,6 +276,26 @@ class TableBuilder:
         rows, self._hs_rows = self._hs_rows, []
         return rows
 
+    def drain_all(
+        self,
+    ) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]], list[tuple[object, ...]], list[tuple[object, ...]]]:
+        """The handshakes, alerts, events and chains rows built since the last drain (a worker process
+        hands them to the parent connection by connection)."""
+        out = self._hs_rows, self._al_rows, self._ev_rows, self._chain_rows
+        self._hs_rows, self._al_rows, self._ev_rows, self._chain_rows = [], [], [], []
+        return out
+
+    @staticmethod
+    def from_rows(
+        hs: list[tuple[object, ...]],
+        al: list[tuple[object, ...]],
+        ev: list[tuple[object, ...]],
+        ch: list[tuple[object, ...]],
+    ) -> dict[str, schema.Columns]:
+        """Tables from rows gathered elsewhere (the parent of --jobs workers), as tables() makes them."""
+        tables = (("handshakes", hs), ("alerts", al), ("events", ev), ("chains", ch))
+        return {name: _columns(schema.TABLES[name], rows) for name, rows in tables}
+
     def tables(self) -> dict[str, schema.Columns]:
         """Rows turned into columns in one pass (C speed), in schema order."""
         tables = (

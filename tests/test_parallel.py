@@ -144,3 +144,55 @@ def test_key_logs_decrypt_the_same_in_worker_processes() -> None:
     _same(seq, par)
     decrypted = par.handshakes[par.handshakes.keylog_status == "decrypted"]
     assert len(decrypted) > 10 and (decrypted.version == "TLS 1.3").any()
+
+
+def _independent_samples() -> list[str]:
+    """Samples no connection of which continues into another file (so --jobs keeps them apart)."""
+    from analyzer.scan import _merge_overlapping, scan_group
+
+    files = sorted(str(p) for p in SAMPLES.glob("*.pcap*") if "dsb" not in p.name)
+    scans = [scan_group([f], [i], DEFAULT_TLS_PORTS, None, summarise=True) for i, f in enumerate(files)]
+    joined = _merge_overlapping(scans) or []
+    drop = {i for group in joined if len(group) > 1 for i in group}
+    return [f for i, f in enumerate(files) if i not in drop]
+
+
+def test_workers_diagnose_their_own_connections_and_rows_come_back_in_order(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
+) -> None:
+    """The three-round path (analyzer/parallel.py): connections never leave their worker, yet the
+    tables, warnings and trust label equal one pass, with key logs, a CA bundle, certificate
+    verdicts lent between connections of different files, and the streamed CSV of the CLI."""
+    import analyzer.parallel as parallel
+
+    files = _independent_samples()
+    assert len(files) > 20
+    names = [pathlib.Path(f).name.split(".")[0] for f in files]
+    keys = [str(k) for k in (SAMPLES / "keylogs" / f"{n}.keys" for n in names) if k.exists()]
+    root = SAMPLES / "gen" / "pki" / "root.pem"
+    used = []
+    finish = parallel.Parallel.finish
+    monkeypatch.setattr(parallel.Parallel, "finish", lambda self, *a: used.append(1) or finish(self, *a))
+    seq = analyze(files, keylog=keys, ca_bundle=[root])
+    par = analyze(files, keylog=keys, ca_bundle=[root], jobs=2)
+    assert used == [1]  # really the worker path, not the fallback
+    _same(seq, par)
+    assert seq.trust == par.trust
+    assert len(par.handshakes) > 200 and len(par.certificates) > 5
+    one, two = tmp_path / "one.csv", tmp_path / "two.csv"
+    assert main(["analyze", *files, "--ca-bundle", str(root), "--format", "csv", "-o", str(one)]) == 0
+    assert main(["analyze", *files, "--ca-bundle", str(root), "--format", "csv", "-o", str(two), "-j", "2"]) == 0
+    assert one.read_bytes() == two.read_bytes()
+
+
+def test_a_failing_worker_stops_the_analysis_with_its_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import analyzer.parallel as parallel
+
+    files = _independent_samples()[:6]
+
+    def broken(*args: object, **kw: object) -> None:
+        raise ValueError("injected")
+
+    monkeypatch.setattr(parallel, "judge_chains", broken)  # the workers are forked: they inherit it
+    with pytest.raises(parallel.WorkerError, match="injected"):
+        analyze(files, jobs=2)

@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from analyzer.picklable import Frozen
 from analyzer.x509.certs import (
     datetime_to_ns,
     iso,
@@ -27,7 +28,7 @@ _PSS_OID = "1.2.840.113549.1.1.10"
 
 
 @dataclass(frozen=True, slots=True)
-class OcspVerdict:
+class OcspVerdict(Frozen):
     """What a stapled OCSP response says about the leaf. status 'invalid': undecodable, unsuccessful, not about this
     leaf, or its signature does not verify (the fields it did carry are still filled)."""
 

@@ -43,6 +43,7 @@ from typing import Literal
 from cryptography import x509
 
 from analyzer.diagnose.causes import Cause
+from analyzer.picklable import Frozen
 from analyzer.x509.certs import (
     WEAK_HASHES,
     CertInfo,
@@ -117,7 +118,7 @@ Origin = Literal["server", "anchor", "intermediates"]
 
 
 @dataclass(frozen=True, slots=True)
-class Defect:
+class Defect(Frozen):
     """One finding on a chain. code: a status code; position: place on the built path (0 = leaf), None when the
     certificate is not on it; kind: the finer reason (see PRECEDENCE); detail: one actionable sentence."""
 
@@ -129,7 +130,7 @@ class Defect:
 
 
 @dataclass(frozen=True, slots=True)
-class ChainVerdict:
+class ChainVerdict(Frozen):
     """The verdict on one presented chain at one instant, and the path it rests on (sha256 from leaf to anchor)."""
 
     status: Status

@@ -1,0 +1,317 @@
+"""--jobs N: worker processes that keep their files' connections between rounds, so that only summaries
+and finished rows cross process boundaries (shipping connection state back costs more than reading it).
+
+Each worker owns some groups of files (analyzer/scan.py: a group is a rotated series read through
+one flow table). Three rounds, each a message per group, answered as soon as the group is done:
+
+1. scan: the packet pass; the worker keeps the connections and answers with the group's summary
+   (warnings, times, which 4-tuples begin and end how). The parent checks, as scan_files does,
+   that no connection continues from one group into another; if one does (or a pcapng secrets
+   block turns up) the workers stop and the analysis runs the one-process way.
+2. judge: with the capture's end time, the worker wraps its connections up, judges the certificate
+   chains they carried, and answers with what the other groups need: what each server agreed to,
+   every visible chain verdict per server (for TLS 1.3 connections whose chain is hidden).
+3. rows: with the merged server profiles and chain verdicts, the worker diagnoses its connections
+   and answers with their rows, connection by connection, each with its order key.
+
+The parent merges the rows in the order a sequential run makes them (first packet time, file,
+frame), so the tables are identical to ``jobs=1`` (tests/test_parallel.py). Worker processes are
+forked (Linux), so they start with the modules and the key log already loaded; elsewhere --jobs
+falls back to the one-process path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection, wait
+from typing import TYPE_CHECKING, Any
+
+from analyzer import schema
+from analyzer.certificates import CertStage, Seen, ServerKey, TrustSettings, judge_chains, lend_verdicts, mark_store
+from analyzer.certificates import rotations as certificate_rotations
+from analyzer.diagnose.evidence import Evidence, ServerProfile
+from analyzer.scan import Scan, _merge_overlapping, plan_groups, scan_group
+from analyzer.stages import Endpoint, Order, diagnose, negotiated, order, profiles, wrap_up
+from analyzer.tables import TableBuilder
+from analyzer.tcp.flow import Flow
+
+if TYPE_CHECKING:
+    from analyzer.tls.keylog import KeyLog
+
+Rows = list[tuple[object, ...]]
+Bundle = tuple[Order, Rows, Rows, Rows, Rows, list[str]]  # one connection's rows of the four tables, its warnings
+CertSeen = dict[str, tuple[bytes, int, int, int]]
+
+
+class WorkerError(RuntimeError):
+    """A worker process failed (a bug, or it was killed); the message says which and how."""
+
+
+def _serve(
+    conn: Connection,
+    files: list[str],
+    ports: frozenset[int],
+    log: KeyLog | None,
+    trust: TrustSettings,
+    details: bool,
+) -> None:
+    """A worker's loop: answer the parent's messages for the groups it owns until told to stop."""
+    flows_of: dict[int, list[Flow]] = {}
+    evidence_of: dict[int, list[Evidence]] = {}
+    names = [os.path.basename(f) for f in files]
+    try:
+        while True:
+            msg = conn.recv()
+            cmd, g = msg[0], msg[1]
+            if cmd == "stop":
+                return
+            try:
+                if cmd == "scan":
+                    idx: list[int] = msg[2]
+                    scan = scan_group([files[i] for i in idx], idx, ports, log, summarise=True)
+                    flows_of[g], scan.flows = scan.flows, []
+                    conn.send(("ok", g, scan))
+                elif cmd == "judge":
+                    flows = flows_of[g]
+                    evidence = evidence_of[g] = wrap_up(flows, msg[2])
+                    warnings: list[str] = []
+                    stage, seen = judge_chains(flows, evidence, trust, warnings)
+                    first = min((f.first_ts for f in flows), default=None)
+                    answer = (negotiated(flows), seen, stage.judge is not None, stage.trust_label, warnings, first)
+                    conn.send(("ok", g, answer))
+                elif cmd == "rows":
+                    conn.send(
+                        ("ok", g, _rows(flows_of.pop(g), evidence_of.pop(g), msg[2], ports, trust, names, details))
+                    )
+            except Exception as exc:  # reported to the parent, which stops the analysis with it
+                conn.send(("error", g, f"{type(exc).__name__}: {exc}"))
+    except (EOFError, KeyboardInterrupt):
+        return
+    finally:
+        conn.close()
+
+
+def _rows(
+    flows: list[Flow],
+    evidence: list[Evidence],
+    shared: tuple[dict[Endpoint, ServerProfile], bool, str, int, dict[ServerKey, list[Seen]]],
+    ports: frozenset[int],
+    trust: TrustSettings,
+    names: list[str],
+    details: bool,
+) -> tuple[list[Bundle], CertSeen, dict[str, tuple[Order, int]]]:
+    servers, loaded, label, first_ns, seen = shared
+    if loaded:
+        mark_store(evidence, trust, label, first_ns)
+    lend_verdicts(flows, evidence, seen)
+    builder = TableBuilder(names, details)
+    bundles: list[Bundle] = []
+    warnings: list[str] = []
+    first_seen: dict[str, tuple[Order, int]] = {}
+
+    def after(flow: Flow) -> None:
+        key = order(flow)
+        if len(builder.cert_seen) > len(first_seen):
+            for sha in list(builder.cert_seen)[len(first_seen) :]:
+                first_seen[sha] = (key, len(first_seen))  # in the connection's own order: leaf, then issuers
+        bundles.append((key, *builder.drain_all(), warnings[:]))
+        warnings.clear()
+
+    diagnose(flows, evidence, servers, ports, builder, warnings, after)
+    return bundles, builder.cert_seen, first_seen
+
+
+class Parallel:
+    """The workers of one analysis, between the packet pass and the rows."""
+
+    def __init__(self, conns: list[Connection], procs: list[Any], owner: list[int], scans: list[Scan]) -> None:
+        self.conns, self.procs, self.owner, self.scans = conns, procs, owner, scans
+
+    @classmethod
+    def start(
+        cls,
+        files: Sequence[str],
+        sizes: Sequence[int],
+        ports: frozenset[int],
+        log: KeyLog | None,
+        trust: TrustSettings,
+        jobs: int,
+        progress: Callable[[int, int], None] | None,
+        details: bool,
+    ) -> Parallel | None:
+        """Start the workers and run the packet pass; None when this analysis must run in one process."""
+        groups = plan_groups(files)
+        if len(groups) < 2 or sys.platform != "linux":
+            return None
+        ctx = multiprocessing.get_context("fork")
+        n = min(jobs, len(groups))
+        # largest groups first, each to the least loaded worker
+        load = [0] * n
+        owner = [0] * len(groups)
+        for g in sorted(range(len(groups)), key=lambda g: -sum(sizes[i] for i in groups[g])):
+            w = load.index(min(load))
+            owner[g] = w
+            load[w] += sum(sizes[i] for i in groups[g])
+        conns: list[Connection] = []
+        procs: list[Any] = []
+        for _ in range(n):
+            parent_end, child_end = ctx.Pipe()
+            p = ctx.Process(target=_serve, args=(child_end, list(files), ports, log, trust, details), daemon=True)
+            p.start()
+            child_end.close()
+            conns.append(parent_end)
+            procs.append(p)
+        par = cls(conns, procs, owner, [])
+        total, done = sum(sizes), 0
+        scans: dict[int, Scan] = {}
+        try:
+            for g, scan in par._round([(owner[g], ("scan", g, group)) for g, group in enumerate(groups)]):
+                scans[g] = scan
+                done += sum(sizes[i] for i in groups[g])
+                if progress:
+                    progress(done, total)
+        except BaseException:
+            par.stop()
+            raise
+        par.scans = [scans[g] for g in range(len(groups))]
+        if any(s.had_secrets for s in par.scans) or _merge_overlapping(par.scans) is not None:
+            par.stop()  # a connection crosses groups, or secrets apply across files: one flow table
+            return None
+        return par
+
+    def _round(self, messages: list[tuple[int, tuple[Any, ...]]]) -> list[tuple[int, Any]]:
+        """Send (worker, message) pairs and gather the answers. The messages go out from a thread while
+        the answers are read here: a worker blocked sending a large answer must never wait on a parent
+        blocked sending it the next message (both pipes full)."""
+        failure: list[BaseException] = []
+
+        def send_all() -> None:
+            try:
+                for w, msg in messages:
+                    self.conns[w].send(msg)
+            except BaseException as exc:  # the reader below reports the worker's own error first
+                failure.append(exc)
+
+        sender = threading.Thread(target=send_all, daemon=True)
+        sender.start()
+        try:
+            return self._answers(len(messages))
+        finally:
+            sender.join(timeout=5)
+            if failure and not isinstance(failure[0], OSError):
+                raise failure[0]
+
+    def _answers(self, expected: int) -> list[tuple[int, Any]]:
+        """Every worker's answers to the messages just sent, as they come (no worker waits on another)."""
+        out: list[tuple[int, Any]] = []
+        while len(out) < expected:
+            for conn in wait(self.conns):
+                assert isinstance(conn, Connection)
+                try:
+                    status, g, payload = conn.recv()
+                except EOFError:
+                    raise WorkerError("a worker process ended unexpectedly (out of memory?)") from None
+                if status == "error":
+                    raise WorkerError(f"worker failed on files {self.scans[g].files if self.scans else g}: {payload}")
+                out.append((g, payload))
+        return out
+
+    def stop(self) -> None:
+        for conn in self.conns:
+            with contextlib.suppress(OSError):
+                conn.send(("stop", -1))
+            conn.close()
+        for p in self.procs:
+            p.join(timeout=5)
+            if p.is_alive():
+                p.kill()
+
+    def finish(
+        self,
+        end: int,
+        names: list[str],
+        window: tuple[int, int],
+        warnings: list[str],
+        sink: Callable[[tuple[object, ...]], None] | None,
+    ) -> tuple[dict[str, schema.Columns], str]:
+        """Rounds 2 and 3; returns the tables and the trust label. Warnings are added in the order a
+        one-process run adds them."""
+        try:
+            return self._finish(end, names, window, warnings, sink)
+        finally:
+            self.stop()
+
+    def _finish(
+        self,
+        end: int,
+        names: list[str],
+        window: tuple[int, int],
+        warnings: list[str],
+        sink: Callable[[tuple[object, ...]], None] | None,
+    ) -> tuple[dict[str, schema.Columns], str]:
+        groups = range(len(self.scans))
+        judged = dict(self._round([(self.owner[g], ("judge", g, end)) for g in groups]))
+        agreed: list[tuple[Order, Endpoint, int, int]] = []
+        seen: dict[ServerKey, list[Seen]] = {}
+        label = CertStage().trust_label
+        loaded = False
+        firsts = []
+        for g in groups:  # in file order, as one process would have met them
+            g_agreed, g_seen, g_loaded, g_label, g_warnings, g_first = judged[g]
+            agreed.extend(g_agreed)
+            for key, items in g_seen.items():
+                seen.setdefault(key, []).extend(items)
+            if g_loaded and not loaded:
+                loaded, label = True, g_label
+                warnings.extend(g_warnings)  # the trust store's own warnings, once
+            if g_first is not None:
+                firsts.append(g_first)
+        seen = {
+            k: sorted(v, key=lambda s: s[0]) for k, v in sorted(seen.items(), key=lambda kv: min(s[0] for s in kv[1]))
+        }
+        certificate_rotations(seen, warnings)
+        shared = (profiles(agreed), loaded, label, min(firsts) if firsts else 0, seen)
+        answers = self._round([(self.owner[g], ("rows", g, shared)) for g in groups])
+        bundles: list[Bundle] = []
+        cert_seen: CertSeen = {}
+        first_seen: dict[str, tuple[Order, int]] = {}
+        for _g, (g_bundles, g_cert_seen, g_first_seen) in sorted(answers, key=lambda a: a[0]):
+            bundles.extend(g_bundles)
+            for sha, (der, first, last, count) in g_cert_seen.items():
+                old = cert_seen.get(sha)
+                cert_seen[sha] = (
+                    (der, first, last, count)
+                    if old is None
+                    else (der, min(first, old[1]), max(last, old[2]), count + old[3])
+                )
+                first_seen[sha] = min(first_seen.get(sha, g_first_seen[sha]), g_first_seen[sha])
+        bundles.sort(key=lambda b: b[0])
+        hs: Rows = []
+        al: Rows = []
+        ev: Rows = []
+        ch: Rows = []
+        for _key, b_hs, b_al, b_ev, b_ch, b_warnings in bundles:
+            warnings.extend(b_warnings)
+            if sink is not None:
+                for row in b_hs:
+                    sink(row)
+            else:
+                hs.extend(b_hs)
+            al.extend(b_al)
+            ev.extend(b_ev)
+            ch.extend(b_ch)
+        tables = TableBuilder.from_rows(hs, al, ev, ch)
+        if cert_seen:
+            ordered = {sha: cert_seen[sha] for sha in sorted(cert_seen, key=lambda s: first_seen[s])}
+            tables["certificates"] = CertStage().certificates_table(ordered, window, warnings)
+        else:
+            tables["certificates"] = schema.empty(schema.CERTIFICATES)
+        return tables, label
+
+
+__all__ = ["Parallel", "WorkerError"]
