@@ -39,8 +39,8 @@ def analyze(
 ) -> AnalysisResult:
     """Analyse one capture or several (rotated files, several sensors) as one.
 
-    ``jobs > 1`` reads independent files in that many worker processes (see analyzer/scan.py for how
-    files are grouped); the result is the same as with ``jobs=1``.
+    ``jobs > 1`` analyses independent files in that many worker processes (analyzer/parallel.py);
+    the result is the same as with ``jobs=1``.
 
     Certificates are judged as of each connection's own time against certifi's roots plus
     ``ca_bundle`` (PEM files), plus the machine's store when ``trust_store="system"``;
@@ -168,7 +168,7 @@ def _analyze(
     names = [os.path.basename(f) for f in files]
     window = (first_ts or 0, last_ts or 0)
     if par is not None:  # the workers diagnose their own connections; rows come back in order
-        tables, trust_label = par.finish(end, names, window, warnings, sink)
+        tables, trust_label = par.finish(end, window, warnings, sink)
         return AnalysisResult(tables, warnings, files, st.frames, first_ts, last_ts, {"trust": trust_label})
     flows = [f for s in scans for f in s.flows]
     del scans

@@ -234,84 +234,75 @@ class Parallel:
     def finish(
         self,
         end: int,
-        names: list[str],
         window: tuple[int, int],
         warnings: list[str],
         sink: Callable[[tuple[object, ...]], None] | None,
     ) -> tuple[dict[str, schema.Columns], str]:
-        """Rounds 2 and 3; returns the tables and the trust label. Warnings are added in the order a
-        one-process run adds them."""
+        """Rounds 2 and 3, then the workers stop; returns the tables and the trust label. Warnings are
+        added in the order a one-process run adds them."""
         try:
-            return self._finish(end, names, window, warnings, sink)
+            groups = range(len(self.scans))
+            judged = dict(self._round([(self.owner[g], ("judge", g, end)) for g in groups]))
+            agreed: list[tuple[Order, Endpoint, int, int]] = []
+            seen: dict[ServerKey, list[Seen]] = {}
+            label = CertStage().trust_label
+            loaded = False
+            firsts = []
+            for g in groups:  # in file order, as one process would have met them
+                g_agreed, g_seen, g_loaded, g_label, g_warnings, g_first = judged[g]
+                agreed.extend(g_agreed)
+                for key, items in g_seen.items():
+                    seen.setdefault(key, []).extend(items)
+                if g_loaded and not loaded:
+                    loaded, label = True, g_label
+                    warnings.extend(g_warnings)  # the trust store's own warnings, once
+                if g_first is not None:
+                    firsts.append(g_first)
+            seen = {
+                k: sorted(v, key=lambda s: s[0])
+                for k, v in sorted(seen.items(), key=lambda kv: min(s[0] for s in kv[1]))
+            }
+            certificate_rotations(seen, warnings)
+            shared = (profiles(agreed), loaded, label, min(firsts) if firsts else 0, seen)
+            answers = self._round([(self.owner[g], ("rows", g, shared)) for g in groups])
+            bundles: list[Bundle] = []
+            cert_seen: CertSeen = {}
+            first_seen: dict[str, tuple[Order, int]] = {}
+            for _g, (g_bundles, g_cert_seen, g_first_seen) in sorted(answers, key=lambda a: a[0]):
+                bundles.extend(g_bundles)
+                for sha, (der, first, last, count) in g_cert_seen.items():
+                    old = cert_seen.get(sha)
+                    cert_seen[sha] = (
+                        (der, first, last, count)
+                        if old is None
+                        else (der, min(first, old[1]), max(last, old[2]), count + old[3])
+                    )
+                    first_seen[sha] = min(first_seen.get(sha, g_first_seen[sha]), g_first_seen[sha])
+            bundles.sort(key=lambda b: b[0])
+            hs: Rows = []
+            al: Rows = []
+            ev: Rows = []
+            ch: Rows = []
+            for _key, b_hs, b_al, b_ev, b_ch, b_warnings in bundles:
+                warnings.extend(b_warnings)
+                if sink is not None:
+                    for row in b_hs:
+                        sink(row)
+                else:
+                    hs.extend(b_hs)
+                al.extend(b_al)
+                ev.extend(b_ev)
+                ch.extend(b_ch)
+            tables = TableBuilder.from_rows(hs, al, ev, ch)
+            if cert_seen:
+                ordered = {sha: cert_seen[sha] for sha in sorted(cert_seen, key=lambda s: first_seen[s])}
+                tables["certificates"] = CertStage().certificates_table(ordered, window, warnings)
+            else:
+                tables["certificates"] = schema.empty(schema.CERTIFICATES)
+            return tables, label
+
         finally:
             self.stop()
-
-    def _finish(
-        self,
-        end: int,
-        names: list[str],
-        window: tuple[int, int],
-        warnings: list[str],
-        sink: Callable[[tuple[object, ...]], None] | None,
-    ) -> tuple[dict[str, schema.Columns], str]:
-        groups = range(len(self.scans))
-        judged = dict(self._round([(self.owner[g], ("judge", g, end)) for g in groups]))
-        agreed: list[tuple[Order, Endpoint, int, int]] = []
-        seen: dict[ServerKey, list[Seen]] = {}
-        label = CertStage().trust_label
-        loaded = False
-        firsts = []
-        for g in groups:  # in file order, as one process would have met them
-            g_agreed, g_seen, g_loaded, g_label, g_warnings, g_first = judged[g]
-            agreed.extend(g_agreed)
-            for key, items in g_seen.items():
-                seen.setdefault(key, []).extend(items)
-            if g_loaded and not loaded:
-                loaded, label = True, g_label
-                warnings.extend(g_warnings)  # the trust store's own warnings, once
-            if g_first is not None:
-                firsts.append(g_first)
-        seen = {
-            k: sorted(v, key=lambda s: s[0]) for k, v in sorted(seen.items(), key=lambda kv: min(s[0] for s in kv[1]))
-        }
-        certificate_rotations(seen, warnings)
-        shared = (profiles(agreed), loaded, label, min(firsts) if firsts else 0, seen)
-        answers = self._round([(self.owner[g], ("rows", g, shared)) for g in groups])
-        bundles: list[Bundle] = []
-        cert_seen: CertSeen = {}
-        first_seen: dict[str, tuple[Order, int]] = {}
-        for _g, (g_bundles, g_cert_seen, g_first_seen) in sorted(answers, key=lambda a: a[0]):
-            bundles.extend(g_bundles)
-            for sha, (der, first, last, count) in g_cert_seen.items():
-                old = cert_seen.get(sha)
-                cert_seen[sha] = (
-                    (der, first, last, count)
-                    if old is None
-                    else (der, min(first, old[1]), max(last, old[2]), count + old[3])
-                )
-                first_seen[sha] = min(first_seen.get(sha, g_first_seen[sha]), g_first_seen[sha])
-        bundles.sort(key=lambda b: b[0])
-        hs: Rows = []
-        al: Rows = []
-        ev: Rows = []
-        ch: Rows = []
-        for _key, b_hs, b_al, b_ev, b_ch, b_warnings in bundles:
-            warnings.extend(b_warnings)
-            if sink is not None:
-                for row in b_hs:
-                    sink(row)
-            else:
-                hs.extend(b_hs)
-            al.extend(b_al)
-            ev.extend(b_ev)
-            ch.extend(b_ch)
-        tables = TableBuilder.from_rows(hs, al, ev, ch)
-        if cert_seen:
-            ordered = {sha: cert_seen[sha] for sha in sorted(cert_seen, key=lambda s: first_seen[s])}
-            tables["certificates"] = CertStage().certificates_table(ordered, window, warnings)
-        else:
-            tables["certificates"] = schema.empty(schema.CERTIFICATES)
-        return tables, label
 
 
 __all__ = ["Parallel", "WorkerError"]
