@@ -292,19 +292,13 @@ class TableBuilder:
         ev: list[tuple[object, ...]],
         ch: list[tuple[object, ...]],
     ) -> dict[str, schema.Columns]:
-        """Tables from rows gathered elsewhere (the parent of --jobs workers), as tables() makes them."""
+        """Tables from rows (also gathered elsewhere: the parent of --jobs workers)."""
         tables = (("handshakes", hs), ("alerts", al), ("events", ev), ("chains", ch))
         return {name: _columns(schema.TABLES[name], rows) for name, rows in tables}
 
     def tables(self) -> dict[str, schema.Columns]:
         """Rows turned into columns in one pass (C speed), in schema order."""
-        tables = (
-            ("handshakes", self._hs_rows),
-            ("alerts", self._al_rows),
-            ("events", self._ev_rows),
-            ("chains", self._chain_rows),
-        )
-        return {name: _columns(schema.TABLES[name], rows) for name, rows in tables}
+        return TableBuilder.from_rows(self._hs_rows, self._al_rows, self._ev_rows, self._chain_rows)
 
     def _cert(self, der: bytes, ts: int) -> str:
         sha = hashlib.sha256(der).hexdigest()
