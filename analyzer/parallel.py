@@ -35,7 +35,7 @@ from analyzer import schema
 from analyzer.certificates import CertStage, Seen, ServerKey, TrustSettings, judge_chains, lend_verdicts, mark_store
 from analyzer.certificates import rotations as certificate_rotations
 from analyzer.diagnose.evidence import Evidence, ServerProfile
-from analyzer.scan import Scan, _merge_overlapping, plan_groups, scan_group
+from analyzer.scan import Scan, merge_overlapping, plan_groups, scan_group
 from analyzer.stages import Endpoint, Order, diagnose, negotiated, order, profiles, wrap_up
 from analyzer.tables import TableBuilder
 from analyzer.tcp.flow import Flow
@@ -179,7 +179,7 @@ class Parallel:
             par.stop()
             raise
         par.scans = [scans[g] for g in range(len(groups))]
-        if any(s.had_secrets for s in par.scans) or _merge_overlapping(par.scans) is not None:
+        if any(s.had_secrets for s in par.scans) or merge_overlapping(par.scans) is not None:
             par.stop()  # a connection crosses groups, or secrets apply across files: one flow table
             return None
         return par

@@ -150,7 +150,7 @@ def plan_groups(files: Sequence[str]) -> list[list[int]]:
     return groups
 
 
-def _merge_overlapping(scans: list[Scan]) -> list[list[int]] | None:
+def merge_overlapping(scans: list[Scan]) -> list[list[int]] | None:
     """Groups to scan again when a connection may cross from one into a later one; None if none can."""
     latest: dict[tuple[int, ...], tuple[int, tuple[int | None, bool]]] = {}
     parent = list(range(len(scans)))
@@ -214,7 +214,7 @@ def scan_files(
             scans = [done_scans[tuple(g)] for g in groups]
             if any(s.had_secrets for s in scans):
                 return [scan_group(files, range(len(files)), ports, log, progress, 0, total)]
-            regroup = _merge_overlapping(scans)
+            regroup = merge_overlapping(scans)
             if regroup is None:
                 return scans
             groups = regroup

@@ -148,11 +148,11 @@ def test_key_logs_decrypt_the_same_in_worker_processes() -> None:
 
 def _independent_samples() -> list[str]:
     """Samples no connection of which continues into another file (so --jobs keeps them apart)."""
-    from analyzer.scan import _merge_overlapping, scan_group
+    from analyzer.scan import merge_overlapping, scan_group
 
     files = sorted(str(p) for p in SAMPLES.glob("*.pcap*") if "dsb" not in p.name)
     scans = [scan_group([f], [i], DEFAULT_TLS_PORTS, None, summarise=True) for i, f in enumerate(files)]
-    joined = _merge_overlapping(scans) or []
+    joined = merge_overlapping(scans) or []
     drop = {i for group in joined if len(group) > 1 for i in group}
     return [f for i, f in enumerate(files) if i not in drop]
 
