@@ -37,8 +37,10 @@ def _mypyc_extensions():
             group_name=native.GROUP,
         )
     except Exception as exc:  # no mypyc, or it refused: the Python source runs instead
-        print(f"tls-analyzer: not compiling with mypyc ({type(exc).__name__}: {exc}); using the Python source",
-              file=sys.stderr)
+        print(
+            f"tls-analyzer: not compiling with mypyc ({type(exc).__name__}: {exc}); using the Python source",
+            file=sys.stderr,
+        )
         return []
 
 
@@ -79,8 +81,10 @@ class OptionalBuildExt(build_ext):
         except Exception as exc:
             if getattr(ext, "_mypyc", False):
                 self._mypyc_failed = True
-            print(f"tls-analyzer: optional extension {ext.name} not built ({exc}); using the Python source",
-                  file=sys.stderr)
+            print(
+                f"tls-analyzer: optional extension {ext.name} not built ({exc}); using the Python source",
+                file=sys.stderr,
+            )
 
 
 setup(
