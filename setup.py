@@ -71,9 +71,9 @@ class OptionalBuildExt(build_ext):
         if self._mypyc_failed:
             for ext in self.extensions:
                 if getattr(ext, "_mypyc", False):
-                    for path in (self.get_ext_fullpath(ext.name),):
-                        if os.path.exists(path):
-                            os.remove(path)
+                    path = self.get_ext_fullpath(ext.name)
+                    if os.path.exists(path):
+                        os.remove(path)
 
     def build_extension(self, ext):
         try:

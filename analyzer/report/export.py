@@ -110,8 +110,7 @@ class RowWriter:
             if isinstance(v, float) and math.isnan(v):
                 cells[i] = None
         if self.fmt == "csv":
-            p = FORMULA_PREFIXES
-            self._csv.writerow([("'" + v) if isinstance(v, str) and v.startswith(p) else v for v in cells])
+            self._csv.writerow([neutralise(v) for v in cells])
         else:
             text = json.dumps(dict(zip(self.names, cells, strict=True)), ensure_ascii=False)
             self.out.write(("," if self.fmt == "json" and self.rows else "") + text + "\n")
