@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 
 from analyzer import schema
 from analyzer.capture.reader import CaptureReader
-from analyzer.certificates import TrustSettings, judge_certificates
+from analyzer.certificates import TrustSettings, rotations, row_preparer
 from analyzer.diagnose.rules import Verdict
 from analyzer.errors import CaptureError
 from analyzer.packets import SkimStats
 from analyzer.result import AnalysisResult
 from analyzer.scan import scan_files
-from analyzer.stages import diagnose, negotiated, profiles, wrap_up
+from analyzer.stages import diagnose, in_order, profiles, survey, wrap_up
 from analyzer.tables import TableBuilder
 from analyzer.tcp.flow import DEFAULT_TLS_PORTS, Flow
 from analyzer.tls.messages import clear_shared
@@ -171,18 +171,28 @@ def _analyze(
         tables, trust_label = par.finish(end, window, warnings, sink)
         return AnalysisResult(tables, warnings, files, st.frames, first_ts, last_ts, {"trust": trust_label})
     flows = [f for s in scans for f in s.flows]
+    stores = [s.store for s in scans if s.store is not None]
+    store = stores[0] if stores else None  # only a one-group scan spills (scan_group)
     del scans
-    evidence = wrap_up(flows, end)
-    certs = judge_certificates(flows, evidence, trust, warnings)
-    servers = profiles(negotiated(flows))
-    builder = TableBuilder(names, details)
+    try:
+        evidence = wrap_up(flows, end)
+        found = survey(flows, evidence, store, end, trust, warnings)
+        certs = found.stage
+        rotations(found.seen, warnings)
+        servers = profiles(found.agreed)
+        prepare = row_preparer(trust, certs.judge is not None, certs.trust_label, found.first_ts or 0, found.seen)
+        builder = TableBuilder(names, details)
 
-    def hand_on(_flow: Flow) -> None:
-        if sink is not None:
-            for row in builder.drain():
-                sink(row)
+        def hand_on(_flow: Flow) -> None:
+            if sink is not None:
+                for row in builder.drain():
+                    sink(row)
 
-    diagnose(flows, evidence, servers, ports, builder, warnings, hand_on)
+        pairs = in_order(flows, evidence, store, end, found.kept)
+        diagnose(pairs, servers, ports, builder, warnings, hand_on, prepare)
+    finally:
+        if store is not None:
+            store.close()
     tables = builder.tables()
     if details:
         tables["certificates"] = certs.certificates_table(builder.cert_seen, window, warnings)

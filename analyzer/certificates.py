@@ -4,6 +4,7 @@ share verdicts between connections to the same server, and describe each distinc
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -122,85 +123,98 @@ def server_key(flow: Flow) -> ServerKey:
 Seen = tuple[tuple[int, int, int], int, str, str, "ChainVerdict", "OcspVerdict | None"]
 
 
-def judge_certificates(
-    flows: list[Flow], evidence: list[Evidence], settings: TrustSettings, warnings: list[str]
-) -> CertStage:
-    """Fill ``Evidence.cert_verdict`` / ``ocsp`` / ``client_cert_verdict`` / ``peer_verdict``."""
-    stage, seen = judge_chains(flows, evidence, settings, warnings)
-    if stage.judge is not None:
-        mark_store(evidence, settings, stage.trust_label, min(f.first_ts for f in flows) if flows else 0)
-    lend_verdicts(flows, evidence, seen)
-    rotations(seen, warnings)
-    return stage
+class ChainJudging:
+    """Judges the chains of connections met one at a time, in any order (the flows in memory, then
+    those read back from the spill file); ``seen()`` gives the visible verdicts in row order."""
 
+    def __init__(self, settings: TrustSettings, warnings: list[str], load: bool = False) -> None:
+        # ``load``: load the trust store even if nothing here needs it (another group of files does)
+        self.settings, self.warnings = settings, warnings
+        self.stage = CertStage()
+        self._seen: dict[ServerKey, list[Seen]] = {}
+        if load or settings.ca_bundle:
+            self._judge()
 
-def judge_chains(
-    flows: list[Flow], evidence: list[Evidence], settings: TrustSettings, warnings: list[str], load: bool = False
-) -> tuple[CertStage, dict[ServerKey, list[Seen]]]:
-    """Judge every chain the connections carried (as of its own time); ``load``: load the trust
-    store even when nothing here needs it (another group of files of the same analysis does)."""
-    chained = [
-        (f, ev)
-        for f, ev in zip(flows, evidence, strict=True)
-        if f.obs is not None
-        and (
-            (f.obs.server_certificate is not None and f.obs.server_certificate.entries)
-            or (f.obs.client_certificate is not None and f.obs.client_certificate.entries)
-        )
-    ]
-    stage = CertStage()
-    seen: dict[ServerKey, list[Seen]] = {}
-    if not chained and not settings.ca_bundle and not load:
-        return stage, seen
-    from analyzer.x509.judge import Judge
-    from analyzer.x509.trust import load_intermediates, load_trust
+    def _judge(self) -> Judge:
+        if self.stage.judge is not None:
+            return self.stage.judge
+        from analyzer.x509.judge import Judge
+        from analyzer.x509.trust import load_intermediates, load_trust
 
-    trust, warns = load_trust(settings.ca_bundle, system=settings.system)
-    warnings.extend(warns)
-    pool = load_intermediates(settings.intermediates) if settings.intermediates else None
-    if pool is not None:
-        warnings.extend(pool.warnings)
-    client_trust = None
-    if settings.client_ca:
-        client_trust, warns = load_trust(settings.client_ca, use_certifi=False)
+        settings, warnings = self.settings, self.warnings
+        trust, warns = load_trust(settings.ca_bundle, system=settings.system)
         warnings.extend(warns)
-    judge = Judge(trust, pool, client_trust)
-    stage.judge, stage.trust_label = judge, trust.label
-    for flow, ev in chained:
+        pool = load_intermediates(settings.intermediates) if settings.intermediates else None
+        if pool is not None:
+            warnings.extend(pool.warnings)
+        client_trust = None
+        if settings.client_ca:
+            client_trust, warns = load_trust(settings.client_ca, use_certifi=False)
+            warnings.extend(warns)
+        judge = Judge(trust, pool, client_trust)
+        self.stage.judge, self.stage.trust_label = judge, trust.label
+        return judge
+
+    def add(self, flow: Flow, ev: Evidence) -> None:
+        """Fill ``ev.cert_verdict`` / ``ocsp`` / ``client_cert_verdict`` for the chains this connection carried."""
         obs = flow.obs
-        assert obs is not None
-        key = server_key(flow)
-        cert = obs.server_certificate
-        if cert is not None and cert.entries:
+        if obs is None:
+            return
+        cert, ccert = obs.server_certificate, obs.client_certificate
+        has_server, has_client = cert is not None and bool(cert.entries), ccert is not None and bool(ccert.entries)
+        if not (has_server or has_client):
+            return
+        judge = self._judge()
+        at = obs.server_certificate_ts or flow.first_ts
+        if has_server:
+            assert cert is not None
+            key = server_key(flow)
             chain = cert.chain
-            at = obs.server_certificate_ts or flow.first_ts
             # Without SNI the address is checked against the IP SANs (RFC 6125); the diagnosis only blames a
             # mismatch on clients known to send SNI whenever they connect by name (rules.cert_finding).
             ev.cert_verdict = judge.verdict(chain, at, key[2], key[0] if key[2] is None else None)
             if obs.certificate_status is not None:
                 ev.ocsp = judge.ocsp(obs.certificate_status.ocsp_response, chain, at)
             order = (flow.first_ts, flow.file_index, flow.first_frame)
-            seen.setdefault(key, []).append((order, at, conn_id(flow), _sha(chain[0]), ev.cert_verdict, ev.ocsp))
-        ccert = obs.client_certificate
-        if ccert is not None and ccert.entries:
-            at = obs.server_certificate_ts or flow.first_ts
+            self._seen.setdefault(key, []).append((order, at, conn_id(flow), _sha(chain[0]), ev.cert_verdict, ev.ocsp))
+        if has_client:
+            assert ccert is not None
             ev.client_cert_verdict = judge.verdict(ccert.chain, at, None, None, purpose="client")
-    return stage, seen
+
+    def seen(self) -> dict[ServerKey, list[Seen]]:
+        return in_row_order(self._seen)
 
 
-def mark_store(evidence: list[Evidence], settings: TrustSettings, label: str, first_ns: int) -> None:
-    """What the diagnosis needs to know about the anchors: named by the user, and recent enough."""
-    current = _store_is_current(label, first_ns)
-    for ev in evidence:
-        ev.store_current = current
-        ev.user_anchors = bool(settings.ca_bundle) or settings.system
+def in_row_order(seen: dict[ServerKey, list[Seen]]) -> dict[ServerKey, list[Seen]]:
+    """Visible verdicts per server as a run over the connections in row order would list them."""
+    return {k: sorted(v, key=lambda s: s[0]) for k, v in sorted(seen.items(), key=lambda kv: min(s[0] for s in kv[1]))}
 
 
-def lend_verdicts(flows: list[Flow], evidence: list[Evidence], seen: dict[ServerKey, list[Seen]]) -> None:
-    """Connections whose certificate is hidden (TLS 1.3 without keys) borrow the nearest verdict for the same server."""
-    for flow, ev in zip(flows, evidence, strict=True):
+def judge_chains(
+    pairs: Iterable[tuple[Flow, Evidence]], settings: TrustSettings, warnings: list[str], load: bool = False
+) -> tuple[CertStage, dict[ServerKey, list[Seen]]]:
+    """Judge every chain the connections carried, each as of its own time."""
+    judging = ChainJudging(settings, warnings, load)
+    for flow, ev in pairs:
+        judging.add(flow, ev)
+    return judging.stage, judging.seen()
+
+
+def row_preparer(
+    settings: TrustSettings, loaded: bool, label: str, first_ns: int, seen: dict[ServerKey, list[Seen]]
+) -> Callable[[Flow, Evidence], None]:
+    """What each connection's Evidence needs from the whole analysis before its diagnosis: whether the
+    user named the anchors and the store is recent enough (once a store was loaded), and, when its own
+    chain is hidden (TLS 1.3 without keys), the nearest verdict for the same server."""
+    current = _store_is_current(label, first_ns) if loaded else True
+    user = bool(settings.ca_bundle) or settings.system
+
+    def prepare(flow: Flow, ev: Evidence) -> None:
+        if loaded:
+            ev.store_current = current
+            ev.user_anchors = user
         if ev.cert_verdict is not None or flow.obs is None or flow.obs.server_hello is None:
-            continue
+            return
         near = seen.get(server_key(flow))
         if near:
             # the richest evidence first (a revoked staple is only sent to clients that ask), then the nearest in time
@@ -208,6 +222,8 @@ def lend_verdicts(flows: list[Flow], evidence: list[Evidence], seen: dict[Server
                 near, key=lambda n: (not (n[5] is not None and n[5].status == "revoked"), abs(n[1] - flow.first_ts))
             )
             ev.peer_verdict = (cid, verdict, ocsp)
+
+    return prepare
 
 
 STORE_HORIZON_NS = 2 * 365 * 86_400 * 10**9
@@ -252,11 +268,11 @@ def rotations(seen: dict[ServerKey, list[Seen]], warnings: list[str]) -> None:
 
 __all__ = [
     "CertStage",
+    "ChainJudging",
     "Seen",
     "TrustSettings",
-    "judge_certificates",
+    "in_row_order",
     "judge_chains",
-    "lend_verdicts",
-    "mark_store",
     "rotations",
+    "row_preparer",
 ]

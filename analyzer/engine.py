@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from analyzer.capture.reader import FrameBlock
@@ -9,16 +11,25 @@ from analyzer.packets import SkimStats, TcpColumns, skim
 from analyzer.tcp.flow import ACK, DEFAULT_TLS_PORTS, FIN, RST, SKIP, SYN, Flow
 from analyzer.tls.observer import KeyRing
 
+if TYPE_CHECKING:
+    from analyzer.spill import FlowStore
+
 CTRL = SYN | FIN | RST
 
 
 class Engine:
     """Holds the flow table across blocks (and across the files of one analysis)."""
 
-    def __init__(self, tls_ports: frozenset[int] = DEFAULT_TLS_PORTS) -> None:
+    def __init__(self, tls_ports: frozenset[int] = DEFAULT_TLS_PORTS, spill: bool = False) -> None:
         self.tls_ports = tls_ports
         self.flows: dict[tuple[int, ...], Flow] = {}
         self.retired: list[Flow] = []
+        # spill: idle connections leave the table for a temporary file (analyzer/spill.py) once it is
+        # large; off where the flows must stay in this process' memory (--jobs scans send them on)
+        self.spill = spill
+        self.store: FlowStore | None = None
+        self._evict_at = 0
+        self.now = 0  # the latest packet time seen: the clock of eviction
         self.stats = SkimStats()
         self.file_index = 0
         self.errors: list[str] = []
@@ -41,8 +52,13 @@ class Engine:
         nctrl = np.add.reduceat(((cols.flags & CTRL) != 0).astype(np.int64), st).tolist()
         starts = starts_np.tolist()
         flows = self.flows
+        store = self.store
         for g, key in enumerate(cols.keys):
             flow = flows.get(key)
+            if flow is None and store is not None:
+                flow = store.take(key)  # a packet for an evicted connection: it comes back as it was
+                if flow is not None:
+                    flows[key] = flow
             if flow is not None and flow.mode == SKIP and nctrl[g] == 0:
                 # bulk data: one dictionary lookup and a few additions for the whole run
                 flow.pkts[0] += pk0[g]
@@ -53,11 +69,39 @@ class Engine:
                     flow.last_ts = tsmax[g]
                 continue
             self._run(key, flow, cols, data, starts[g], starts[g + 1])
+        if self.spill:
+            now = max(tsmax)
+            if now > self.now:
+                self.now = now
+            if len(flows) > self._evict_at:
+                self._evict()
+
+    def _evict(self) -> None:
+        """Idle connections (capture time) to the store; the next check waits until the table doubles."""
+        from analyzer.spill import EVICT_MIN, IDLE_CLOSED_NS, IDLE_OPEN_NS, FlowStore
+
+        if len(self.flows) > EVICT_MIN:
+            closed_before, open_before = self.now - IDLE_CLOSED_NS, self.now - IDLE_OPEN_NS
+            idle = [
+                k for k, f in self.flows.items() if f.last_ts < open_before or (f.last_ts < closed_before and f.closed)
+            ]
+            if idle or self.retired:
+                if self.store is None:
+                    self.store = FlowStore(self.keys, self.tls_ports)
+                for old in self.retired:
+                    self.store.put(old, False)
+                self.retired.clear()
+                for k in idle:
+                    self.store.put(self.flows.pop(k), True)
+        self._evict_at = max(EVICT_MIN, 2 * len(self.flows))
 
     def _new_flow(self, key: tuple[int, ...], ts: int, frame: int) -> Flow:
         old = self.flows.get(key)
         if old is not None:
-            self.retired.append(old)
+            if self.store is not None:
+                self.store.put(old, False)
+            else:
+                self.retired.append(old)
         flow = Flow(key, ts, frame, self.tls_ports, self.keys)
         flow.file_index = self.file_index
         self.flows[key] = flow

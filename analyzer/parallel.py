@@ -32,11 +32,11 @@ from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
 
 from analyzer import schema
-from analyzer.certificates import CertStage, Seen, ServerKey, TrustSettings, judge_chains, lend_verdicts, mark_store
+from analyzer.certificates import CertStage, Seen, ServerKey, TrustSettings, in_row_order, row_preparer
 from analyzer.certificates import rotations as certificate_rotations
 from analyzer.diagnose.evidence import Evidence, ServerProfile
 from analyzer.scan import Scan, merge_overlapping, plan_groups, scan_group
-from analyzer.stages import Endpoint, Order, diagnose, negotiated, order, profiles, wrap_up
+from analyzer.stages import Endpoint, Order, diagnose, in_order, order, profiles, survey, wrap_up
 from analyzer.tables import TableBuilder
 from analyzer.tcp.flow import Flow
 
@@ -80,9 +80,16 @@ def _serve(
                     flows = flows_of[g]
                     evidence = evidence_of[g] = wrap_up(flows, msg[2])
                     warnings: list[str] = []
-                    stage, seen = judge_chains(flows, evidence, trust, warnings)
-                    first = min((f.first_ts for f in flows), default=None)
-                    answer = (negotiated(flows), seen, stage.judge is not None, stage.trust_label, warnings, first)
+                    found = survey(flows, evidence, None, msg[2], trust, warnings)  # worker scans do not spill
+                    stage = found.stage
+                    answer = (
+                        found.agreed,
+                        found.seen,
+                        stage.judge is not None,
+                        stage.trust_label,
+                        warnings,
+                        found.first_ts,
+                    )
                     conn.send(("ok", g, answer))
                 elif cmd == "rows":
                     conn.send(
@@ -106,9 +113,7 @@ def _rows(
     details: bool,
 ) -> tuple[list[Bundle], CertSeen, dict[str, tuple[Order, int]]]:
     servers, loaded, label, first_ns, seen = shared
-    if loaded:
-        mark_store(evidence, trust, label, first_ns)
-    lend_verdicts(flows, evidence, seen)
+    prepare = row_preparer(trust, loaded, label, first_ns, seen)
     builder = TableBuilder(names, details)
     bundles: list[Bundle] = []
     warnings: list[str] = []
@@ -122,7 +127,7 @@ def _rows(
         bundles.append((key, *builder.drain_all(), warnings[:]))
         warnings.clear()
 
-    diagnose(flows, evidence, servers, ports, builder, warnings, after)
+    diagnose(in_order(flows, evidence, None, 0, {}), servers, ports, builder, warnings, after, prepare)
     return bundles, builder.cert_seen, first_seen
 
 
@@ -258,10 +263,7 @@ class Parallel:
                     warnings.extend(g_warnings)  # the trust store's own warnings, once
                 if g_first is not None:
                     firsts.append(g_first)
-            seen = {
-                k: sorted(v, key=lambda s: s[0])
-                for k, v in sorted(seen.items(), key=lambda kv: min(s[0] for s in kv[1]))
-            }
+            seen = in_row_order(seen)
             certificate_rotations(seen, warnings)
             shared = (profiles(agreed), loaded, label, min(firsts) if firsts else 0, seen)
             answers = self._round([(self.owner[g], ("rows", g, shared)) for g in groups])

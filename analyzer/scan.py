@@ -28,6 +28,7 @@ from analyzer.packets import LINKTYPE_NAMES, SkimStats
 from analyzer.tcp.flow import Flow
 
 if TYPE_CHECKING:
+    from analyzer.spill import FlowStore
     from analyzer.tls.keylog import KeyLog
 
 Progress = Callable[[int, int], None]
@@ -50,6 +51,7 @@ class Scan:
     heads: dict[tuple[int, ...], tuple[bool, int | None]] = field(default_factory=dict)
     tails: dict[tuple[int, ...], tuple[int | None, bool]] = field(default_factory=dict)
     had_secrets: bool = False
+    store: FlowStore | None = None  # connections evicted from the flow table (analyzer/spill.py)
 
 
 def _add_secrets(engine: Engine, blocks: Sequence[DecryptionSecrets], warnings: list[str]) -> None:
@@ -74,8 +76,10 @@ def scan_group(
     summarise: bool = False,
 ) -> Scan:
     """The packet pass over one group of files, in order, through one flow table; ``summarise``
-    fills ``heads``/``tails`` (needed only to decide whether groups must be joined)."""
-    engine = Engine(ports)
+    fills ``heads``/``tails`` (needed only to decide whether groups must be joined). Only a scan that
+    is not summarised evicts idle connections to a temporary file (``Scan.store``): a summarised one
+    runs in a worker whose connections are all looked at again."""
+    engine = Engine(ports, spill=not summarise)
     engine.keys.log = log
     warnings: list[tuple[int, str]] = []
     errors: list[tuple[int, str]] = []
@@ -121,7 +125,9 @@ def scan_group(
             heads[f.key] = (first_is_syn and f.syn_ts == f.first_ts, f.syn_seq)
         used = f.closed or f.first_payload[0] is not None or f.first_payload[1] is not None
         tails[f.key] = (f.syn_seq, used)
-    return Scan(list(indexes), flows, engine.stats, errors, warnings, first_ts, last_ts, heads, tails, had_secrets)
+    return Scan(
+        list(indexes), flows, engine.stats, errors, warnings, first_ts, last_ts, heads, tails, had_secrets, engine.store
+    )
 
 
 def _starts_anew(tail: tuple[int | None, bool], head: tuple[bool, int | None]) -> bool:

@@ -1,15 +1,28 @@
-"""The stages after the packet pass (wrap-up, server profiles, diagnosis, rows), shared by the one-process
-path (api.py) and the worker processes of --jobs (parallel.py), so both build rows the same way."""
+"""The stages after the packet pass (wrap-up, survey of chains and agreed versions, server profiles,
+diagnosis, rows), shared by the one-process path (api.py) and the worker processes of --jobs
+(parallel.py), so both build rows the same way.
+
+A scan's connections are partly in memory and partly in its spill file (analyzer/spill.py): the
+survey reads the spilled ones that had TLS once, the diagnosis reads every one once more, in row
+order, beside the ones in memory, so that a connection is in memory only while it is looked at."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from analyzer.certificates import CertStage, ChainJudging, Seen, ServerKey, TrustSettings
 from analyzer.diagnose.causes import Cause, Confidence
 from analyzer.diagnose.evidence import Evidence, ServerProfile
 from analyzer.diagnose.rules import classify, failed
 from analyzer.tables import TableBuilder, endpoint_ip
 from analyzer.tcp.flow import Flow
+
+if TYPE_CHECKING:
+    from analyzer.spill import FlowStore
+    from analyzer.x509.ocsp import OcspVerdict
+    from analyzer.x509.validate import ChainVerdict
 
 Order = tuple[int, int, int]  # (first packet time, file index, first frame): the order of rows
 Endpoint = tuple[str, int]
@@ -34,17 +47,95 @@ def wrap_up(flows: list[Flow], end: int) -> list[Evidence]:
     return [Evidence(f, end) for f in flows]
 
 
-def negotiated(flows: list[Flow]) -> list[tuple[Order, Endpoint, int, int]]:
+Agreed = tuple[Order, Endpoint, int, int]
+Verdicts = tuple["ChainVerdict | None", "OcspVerdict | None", "ChainVerdict | None"]
+
+
+@dataclass(slots=True)
+class Survey:
+    """What the connections of one scan say about the others: the certificate stage and every visible
+    chain verdict per server, what each server agreed to, the first connection's time; and the
+    verdicts of spilled connections, kept for when they are read back for their rows."""
+
+    stage: CertStage
+    seen: dict[ServerKey, list[Seen]]
+    agreed: list[Agreed]
+    first_ts: int | None
+    kept: dict[int, Verdicts]
+
+
+def _agreed(f: Flow, out: list[Agreed]) -> None:
+    if f.obs is not None and f.obs.server_hello is not None:
+        sh = f.obs.server_hello
+        out.append((order(f), server_endpoint(f), sh.selected_version, sh.cipher_suite))
+
+
+def _read_back(store: FlowStore, i: int, end: int) -> tuple[Flow, Evidence]:
+    flow = store.load(i)
+    flow.finish(end)
+    return flow, Evidence(flow, end)
+
+
+def survey(
+    flows: list[Flow],
+    evidence: list[Evidence],
+    store: FlowStore | None,
+    end: int,
+    settings: TrustSettings,
+    warnings: list[str],
+    load: bool = False,
+) -> Survey:
+    """Judge every chain (as of its own connection's time) and note what every server agreed to."""
+    judging = ChainJudging(settings, warnings, load)
+    agreed: list[Agreed] = []
+    for f, ev in zip(flows, evidence, strict=True):
+        judging.add(f, ev)
+        _agreed(f, agreed)
+    kept: dict[int, Verdicts] = {}
+    firsts = [flows[0].first_ts] if flows else []  # wrap_up sorted them
+    if store is not None:
+        for i in store.tls_records():
+            f, ev = _read_back(store, i, end)
+            judging.add(f, ev)
+            _agreed(f, agreed)
+            if ev.cert_verdict is not None or ev.ocsp is not None or ev.client_cert_verdict is not None:
+                kept[i] = (ev.cert_verdict, ev.ocsp, ev.client_cert_verdict)
+        spilled_first = store.first_ts()
+        if spilled_first is not None:
+            firsts.append(spilled_first)
+    return Survey(judging.stage, judging.seen(), agreed, min(firsts) if firsts else None, kept)
+
+
+def in_order(
+    flows: list[Flow], evidence: list[Evidence], store: FlowStore | None, end: int, kept: dict[int, Verdicts]
+) -> Iterator[tuple[Flow, Evidence]]:
+    """Every connection with its Evidence, in row order; the lists are emptied as they go (and spilled
+    connections are read back one at a time), so that each is let go once its row is built."""
+    flows.reverse()
+    evidence.reverse()
+    spilled = store.row_order() if store is not None else []
+    spilled.reverse()
+    while flows or spilled:
+        if spilled and (not flows or store.order(spilled[-1]) < order(flows[-1])):  # type: ignore[union-attr]
+            i = spilled.pop()
+            f, ev = _read_back(store, i, end)  # type: ignore[arg-type]
+            verdicts = kept.pop(i, None)
+            if verdicts is not None:
+                ev.cert_verdict, ev.ocsp, ev.client_cert_verdict = verdicts
+            yield f, ev
+        else:
+            yield flows.pop(), evidence.pop()
+
+
+def negotiated(flows: list[Flow]) -> list[Agreed]:
     """What each server endpoint agreed to, connection by connection (for the server profiles)."""
-    out = []
+    out: list[Agreed] = []
     for f in flows:
-        if f.obs is not None and f.obs.server_hello is not None:
-            sh = f.obs.server_hello
-            out.append((order(f), server_endpoint(f), sh.selected_version, sh.cipher_suite))
+        _agreed(f, out)
     return out
 
 
-def profiles(agreed: list[tuple[Order, Endpoint, int, int]]) -> dict[Endpoint, ServerProfile]:
+def profiles(agreed: list[Agreed]) -> dict[Endpoint, ServerProfile]:
     """Server profiles, built in row order (ties in their counters keep that order)."""
     servers: dict[Endpoint, ServerProfile] = {}
     for _order, endpoint, version, cipher in sorted(agreed, key=lambda a: a[0]):
@@ -64,22 +155,21 @@ def _is_row(flow: Flow, ev: Evidence, tls_servers: set[Endpoint], tls_ports: fro
 
 
 def diagnose(
-    flows: list[Flow],
-    evidence: list[Evidence],
+    pairs: Iterator[tuple[Flow, Evidence]],
     servers: dict[Endpoint, ServerProfile],
     tls_ports: frozenset[int],
     builder: TableBuilder,
     warnings: list[str],
     after: Callable[[Flow], None] | None = None,
+    prepare: Callable[[Flow, Evidence], None] | None = None,
 ) -> None:
-    """Classify every connection that is a row and build its rows, in row order; ``after(flow)`` runs
-    once each row is built (to hand it on). Each connection's state is let go as soon as its row
-    exists (the lists are emptied), so all flows and all rows are never held at once."""
+    """Classify every connection that is a row and build its rows, in the order ``pairs`` gives them
+    (in_order: row order); ``prepare(flow, ev)`` first completes its Evidence, ``after(flow)`` runs
+    once its row is built (to hand it on)."""
     tls_servers = set(servers)
-    flows.reverse()
-    evidence.reverse()
-    while flows:
-        flow, ev = flows.pop(), evidence.pop()
+    for flow, ev in pairs:
+        if prepare is not None:
+            prepare(flow, ev)
         endpoint = server_endpoint(flow)
         ev.server_speaks_tls_elsewhere = endpoint in tls_servers
         ev.server = servers.get(endpoint)
@@ -105,4 +195,16 @@ def diagnose(
             after(flow)
 
 
-__all__ = ["Endpoint", "Order", "diagnose", "negotiated", "order", "profiles", "server_endpoint", "wrap_up"]
+__all__ = [
+    "Endpoint",
+    "Order",
+    "Survey",
+    "diagnose",
+    "in_order",
+    "negotiated",
+    "order",
+    "profiles",
+    "server_endpoint",
+    "survey",
+    "wrap_up",
+]

@@ -193,6 +193,6 @@ def test_a_failing_worker_stops_the_analysis_with_its_error(monkeypatch: pytest.
     def broken(*args: object, **kw: object) -> None:
         raise ValueError("injected")
 
-    monkeypatch.setattr(parallel, "judge_chains", broken)  # the workers are forked: they inherit it
+    monkeypatch.setattr(parallel, "survey", broken)  # the workers are forked: they inherit it
     with pytest.raises(parallel.WorkerError, match="injected"):
         analyze(files, jobs=2)

@@ -19,6 +19,39 @@ MAX_SYN_EVENTS = 8
 
 DEFAULT_TLS_PORTS = frozenset({443, 8443, 465, 563, 636, 853, 989, 990, 992, 993, 994, 995, 5061, 6697})
 
+# a flow's own state: every slot but the two shared by all flows (``keys``, ``tls_ports``); what an
+# evicted connection's record holds (analyzer/spill.py; tests/test_spill.py checks it against __slots__)
+FLOW_STATE = (
+    "_early",
+    "_early_bytes",
+    "adat",
+    "bytes",
+    "client_dir",
+    "client_payload_tls",
+    "events",
+    "file_index",
+    "fin",
+    "first_frame",
+    "first_payload",
+    "first_ts",
+    "isn",
+    "key",
+    "last_ts",
+    "mode",
+    "obs",
+    "pkts",
+    "reasm",
+    "rst",
+    "starttls",
+    "starttls_outcome",
+    "syn_ack",
+    "syn_count",
+    "syn_seq",
+    "syn_ts",
+    "tunnel_target",
+    "watcher",
+)
+
 
 class Flow:
     """Mutable state of one connection, keyed by its canonical 4-tuple (A = lower endpoint).

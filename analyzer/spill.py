@@ -1,0 +1,222 @@
+"""Connections out of memory: idle flows evicted from the flow table to a temporary file, taken back
+when a packet for them turns up, and read back in row order at the end.
+
+Why: a capture's connections are diagnosed only once the whole capture has been read (server
+profiles, chain verdicts seen elsewhere and the capture's end are needed), so every connection used
+to stay in memory until the end: ~9 KB each, 389 MiB at 2 GB, 3.7 GB for a million short flows.
+Now the flow table holds the connections that are still active; one that has been idle for a while
+(capture time, never the wall clock) becomes a compact record in an unlinked temporary file (in
+``$TMPDIR``), with a few numbers per connection left in memory (where the record is, its row-order
+key, a hash of its 4-tuple). Nothing about the analysis changes: a packet for an evicted connection
+brings it back into the table exactly as it was, so the results are those of a run that never
+evicts (tests/test_spill.py compares every sample both ways).
+
+Records: the flow's state (analyzer.tcp.flow.FLOW_STATE) as a ``marshal`` tuple when it holds only
+numbers, strings and bytes (TCP-only flows, most of a SYN flood or a scan; ~1 us to write), as a
+pickle otherwise (connections with TLS state). The key log and the TLS port set are shared by every
+flow and never written.
+"""
+
+from __future__ import annotations
+
+import io
+import marshal
+import os
+import pickle
+import tempfile
+from array import array
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from analyzer.tcp.flow import FLOW_STATE, Flow
+
+if TYPE_CHECKING:
+    from analyzer.tls.observer import KeyRing
+
+EVICT_MIN = 2_000  # flows in the table before idle ones are evicted: small captures never touch the disk
+IDLE_CLOSED_NS = 10 * 10**9  # a closed connection idle this long (capture time) is evicted
+IDLE_OPEN_NS = 60 * 10**9  # any other connection idle this long
+WRITE_BUFFER = 1 << 20
+OBJECT_FIELDS = frozenset({"obs", "reasm", "watcher", "adat", "starttls_outcome"})
+MARSHAL, PICKLE = b"M", b"P"
+MASK64 = (1 << 64) - 1
+
+
+class _Pickler(pickle.Pickler):
+    def __init__(self, buf: io.BytesIO, keys: KeyRing) -> None:
+        super().__init__(buf, protocol=pickle.HIGHEST_PROTOCOL)
+        self._keys = keys
+
+    def persistent_id(self, obj: object) -> str | None:
+        return "keys" if obj is self._keys else None
+
+
+class _Unpickler(pickle.Unpickler):
+    def __init__(self, buf: io.BytesIO, keys: KeyRing) -> None:
+        super().__init__(buf)
+        self._keys = keys
+
+    def persistent_load(self, pid: object) -> object:
+        if pid != "keys":
+            raise pickle.UnpicklingError(f"unknown persistent id {pid!r}")
+        return self._keys
+
+
+def encode(flow: Flow, keys: KeyRing) -> bytes:
+    values = tuple(getattr(flow, name) for name in FLOW_STATE)
+    if all(getattr(flow, name) is None for name in OBJECT_FIELDS):
+        try:
+            return MARSHAL + marshal.dumps(values)
+        except ValueError:  # a value marshal does not know: pickle it
+            pass
+    buf = io.BytesIO()
+    buf.write(PICKLE)
+    _Pickler(buf, keys).dump(values)
+    return buf.getvalue()
+
+
+def decode(record: bytes, keys: KeyRing, tls_ports: frozenset[int]) -> Flow:
+    if record[:1] == MARSHAL:
+        values = marshal.loads(record[1:])
+    else:
+        buf = io.BytesIO(record)
+        buf.read(1)
+        values = _Unpickler(buf, keys).load()
+    flow = Flow(tls_ports=tls_ports, keys=keys)
+    for name, value in zip(FLOW_STATE, values, strict=True):
+        setattr(flow, name, value)
+    return flow
+
+
+class FlowStore:
+    """Evicted and retired connections of one flow table, as records in an unlinked temporary file."""
+
+    def __init__(self, keys: KeyRing, tls_ports: frozenset[int]) -> None:
+        self.keys, self.tls_ports = keys, tls_ports
+        self._file = tempfile.TemporaryFile(prefix="tls-analyzer-")  # noqa: SIM115 (lives as long as the store; unlinked)
+        self._fd = self._file.fileno()
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._written = 0
+        # one entry per record
+        self._offset = array("q")
+        self._length = array("q")
+        self._first_ts = array("q")
+        self._file_index = array("q")
+        self._first_frame = array("q")
+        self._alive = bytearray()
+        self._tls = bytearray()  # the connection had TLS state when it was written
+        # evicted (not retired) records by 4-tuple hash: a sorted part and a recent part
+        self._hashes = np.empty(0, np.int64)
+        self._hash_records = np.empty(0, np.int64)
+        self._recent: dict[int, list[int]] = {}
+        self.evicted = 0  # how many times a connection was evicted (for the README's figures)
+        self.taken_back = 0
+
+    def __len__(self) -> int:
+        return len(self._offset)
+
+    def put(self, flow: Flow, findable: bool) -> None:
+        """Write a connection; ``findable``: it may still get packets (evicted, not retired)."""
+        record = encode(flow, self.keys)
+        i = len(self._offset)
+        self._offset.append(self._written + self._pending_bytes)
+        self._length.append(len(record))
+        self._first_ts.append(flow.first_ts)
+        self._file_index.append(flow.file_index)
+        self._first_frame.append(flow.first_frame)
+        self._alive.append(1)
+        self._tls.append(1 if flow.obs is not None else 0)
+        self._pending.append(record)
+        self._pending_bytes += len(record)
+        if self._pending_bytes >= WRITE_BUFFER:
+            self._flush()
+        if findable:
+            self.evicted += 1
+            self._recent.setdefault(hash(flow.key), []).append(i)
+            if len(self._recent) > max(4096, min(len(self._hashes) // 8, 65536)):
+                self._merge_recent()
+
+    def _flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending)
+            view = memoryview(data)
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+            self._written += len(data)
+            self._pending.clear()
+            self._pending_bytes = 0
+
+    def _merge_recent(self) -> None:
+        pairs = [(h, i) for h, idx in self._recent.items() for i in idx]
+        hs = np.concatenate([self._hashes, np.fromiter((p[0] for p in pairs), np.int64, len(pairs))])
+        rs = np.concatenate([self._hash_records, np.fromiter((p[1] for p in pairs), np.int64, len(pairs))])
+        alive = np.frombuffer(self._alive, np.uint8)[rs] != 0  # taken-back records leave the index
+        hs, rs = hs[alive], rs[alive]
+        by = np.argsort(hs, kind="stable")
+        self._hashes, self._hash_records = hs[by], rs[by]
+        self._recent = {}
+
+    def load(self, i: int) -> Flow:
+        self._flush()
+        record = os.pread(self._fd, self._length[i], self._offset[i])
+        if len(record) != self._length[i]:
+            raise OSError(f"temporary file of evicted connections is short (record {i})")
+        return decode(record, self.keys, self.tls_ports)
+
+    def take(self, key: tuple[int, ...]) -> Flow | None:
+        """The evicted connection on this 4-tuple, out of the store (a packet for it arrived), or None."""
+        h = hash(key)
+        candidates = list(self._recent.get(h, ()))
+        if len(self._hashes):
+            lo = int(np.searchsorted(self._hashes, h, "left"))
+            hi = int(np.searchsorted(self._hashes, h, "right"))
+            if hi > lo:
+                candidates.extend(self._hash_records[lo:hi].tolist())
+        for i in candidates:
+            if not self._alive[i]:
+                continue
+            flow = self.load(i)
+            if flow.key == key:
+                self._alive[i] = 0
+                idx = self._recent.get(h)
+                if idx is not None and i in idx:
+                    idx.remove(i)
+                    if not idx:
+                        del self._recent[h]
+                self.taken_back += 1
+                return flow
+        return None
+
+    def tls_records(self) -> list[int]:
+        """Live records of connections with TLS state, in the order they were written."""
+        alive = np.frombuffer(self._alive, np.uint8) != 0
+        tls = np.frombuffer(self._tls, np.uint8) != 0
+        out: list[int] = np.flatnonzero(alive & tls).tolist()
+        return out
+
+    def row_order(self) -> list[int]:
+        """Live records in row order (first packet time, file, first frame)."""
+        alive = np.flatnonzero(np.frombuffer(self._alive, np.uint8) != 0)
+        ts = np.frombuffer(self._first_ts, np.int64)[alive]
+        fi = np.frombuffer(self._file_index, np.int64)[alive]
+        fr = np.frombuffer(self._first_frame, np.int64)[alive]
+        out: list[int] = alive[np.lexsort((fr, fi, ts))].tolist()
+        return out
+
+    def order(self, i: int) -> tuple[int, int, int]:
+        return self._first_ts[i], self._file_index[i], self._first_frame[i]
+
+    def first_ts(self) -> int | None:
+        alive = np.frombuffer(self._alive, np.uint8) != 0
+        ts = np.frombuffer(self._first_ts, np.int64)[alive]
+        return int(ts.min()) if len(ts) else None
+
+    def close(self) -> None:
+        self._pending.clear()
+        self._file.close()
+
+
+__all__ = ["EVICT_MIN", "IDLE_CLOSED_NS", "IDLE_OPEN_NS", "FlowStore", "decode", "encode"]

@@ -1,0 +1,107 @@
+"""Evicting idle connections to the spill file (analyzer/spill.py) changes nothing a user sees."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ROOT, SAMPLES, ZEEK_TRACES
+
+from analyzer import analyze, spill
+from analyzer.capture.reader import CaptureReader
+from analyzer.scan import scan_group
+from analyzer.tcp.flow import DEFAULT_TLS_PORTS, FLOW_STATE
+
+ROOT_PEM = SAMPLES / "gen" / "pki" / "root.pem"
+CASES = [(str(p), str(SAMPLES / "keylogs" / (p.name.split(".")[0] + ".keys"))) for p in sorted(SAMPLES.glob("*.pcap*"))]
+CASES = [(p, k if os.path.exists(k) else None) for p, k in CASES]
+CASES += [(str(p), None) for p in sorted(ZEEK_TRACES.glob("tls/*.pcap"))]
+
+
+def _plain(path: str, keys: str | None) -> dict[str, Any]:
+    r = analyze(path, ca_bundle=[str(ROOT_PEM)], keylog=keys)
+    return json.loads(json.dumps({"tables": r.columns, "warnings": r.warnings}, default=str))  # type: ignore[no-any-return]
+
+
+def _evict_everything(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Blocks of 7 frames, and after every block each connection idle for 1 ns leaves the table:
+    the most eviction and taking back a capture can get."""
+    counts = {"put": 0, "take": 0, "back": 0}
+    monkeypatch.setattr(spill, "EVICT_MIN", 0)
+    monkeypatch.setattr(spill, "IDLE_CLOSED_NS", 0)
+    monkeypatch.setattr(spill, "IDLE_OPEN_NS", 0)
+    blocks, put, take = CaptureReader.blocks, spill.FlowStore.put, spill.FlowStore.take
+
+    def small_blocks(self: CaptureReader, block_size: int = 0, progress: Any = None) -> Any:
+        return blocks(self, 7, progress)
+
+    def counted_put(self: spill.FlowStore, flow: Any, findable: bool) -> None:
+        counts["put"] += 1
+        put(self, flow, findable)
+
+    def counted_take(self: spill.FlowStore, key: tuple[int, ...]) -> Any:
+        counts["take"] += 1
+        flow = take(self, key)
+        counts["back"] += flow is not None
+        return flow
+
+    monkeypatch.setattr(CaptureReader, "blocks", small_blocks)
+    monkeypatch.setattr(spill.FlowStore, "put", counted_put)
+    monkeypatch.setattr(spill.FlowStore, "take", counted_take)
+    return counts
+
+
+def _state(obj: object, depth: int = 0) -> object:
+    """Plain nested data of an object graph (slots, dataclass fields, containers), for comparing."""
+    if depth > 40 or obj is None or isinstance(obj, int | float | str | bytes | bool | frozenset):
+        return obj
+    if isinstance(obj, list | tuple):
+        return [type(obj).__name__, *(_state(x, depth + 1) for x in obj)]
+    if isinstance(obj, dict):
+        return {repr(k): _state(v, depth + 1) for k, v in obj.items()}
+    if isinstance(obj, bytearray | memoryview):
+        return bytes(obj)
+    if type(obj).__name__ == "KeyRing":
+        return "KeyRing"
+    names = [n for n in dir(obj) if not n.startswith("__") and not callable(getattr(obj, n, None))]
+    return [type(obj).__name__, {n: _state(getattr(obj, n), depth + 1) for n in names}]
+
+
+def test_flow_state_names_every_slot_but_the_shared_ones() -> None:
+    tree = ast.parse((ROOT / "analyzer" / "tcp" / "flow.py").read_text())
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Flow")
+    slots = next(
+        n.value for n in cls.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", None) == "__slots__"
+    )
+    names = {elt.value for elt in slots.elts}  # type: ignore[attr-defined]
+    assert names == set(FLOW_STATE) | {"keys", "tls_ports"}
+
+
+def test_a_record_gives_back_the_same_connection() -> None:
+    path = SAMPLES / "incident-mixed.pcapng"
+    scan = scan_group([str(path)], [0], DEFAULT_TLS_PORTS, None)
+    kinds = set()
+    for flow in scan.flows:
+        record = spill.encode(flow, flow.keys)  # type: ignore[arg-type]
+        kinds.add(record[:1])
+        back = spill.decode(record, flow.keys, DEFAULT_TLS_PORTS)  # type: ignore[arg-type]
+        assert _state(back) == _state(flow)
+        assert back.keys is flow.keys and (back.obs is None or back.obs.keys is flow.keys)
+    assert kinds == {spill.MARSHAL, spill.PICKLE}  # TCP-only and TLS connections both present
+
+
+def test_evicting_every_idle_connection_gives_the_same_tables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every sample (with its key log) and every Zeek TLS trace: tables and warnings identical."""
+    plain = {path: _plain(path, keys) for path, keys in CASES}
+    counts = _evict_everything(monkeypatch)
+    rows = 0
+    for path, keys in CASES:
+        assert _plain(path, keys) == plain[path], f"{Path(path).name}: eviction changed the result"
+        rows += len(plain[path]["tables"]["handshakes"]["conn_id"])
+    assert rows > 400
+    # the stores really were used: connections were evicted, and packets brought some of them back
+    assert counts["put"] > 1000 and counts["back"] > 30, counts
