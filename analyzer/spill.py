@@ -13,13 +13,12 @@ evicts (tests/test_spill.py compares every sample both ways).
 
 Records: the flow's state (analyzer.tcp.flow.FLOW_STATE) as a ``marshal`` tuple when it holds only
 numbers, strings and bytes (TCP-only flows, most of a SYN flood or a scan; ~1 us to write), as a
-pickle otherwise (connections with TLS state). The key log and the TLS port set are shared by every
-flow and never written.
+pickle otherwise (connections with TLS state). The key ring (key log) and the TLS port set are shared
+by every flow: never written, given back on reading.
 """
 
 from __future__ import annotations
 
-import io
 import marshal
 import os
 import pickle
@@ -29,63 +28,50 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from analyzer.tcp.flow import FLOW_STATE, Flow
+from analyzer.tcp.flow import Flow
 
 if TYPE_CHECKING:
     from analyzer.tls.observer import KeyRing
 
-EVICT_MIN = 2_000  # flows in the table before idle ones are evicted: small captures never touch the disk
+EVICT_MIN = 5_000  # flows in the table before idle ones are evicted: small captures never touch the disk
 IDLE_CLOSED_NS = 10 * 10**9  # a closed connection idle this long (capture time) is evicted
 IDLE_OPEN_NS = 60 * 10**9  # any other connection idle this long
 WRITE_BUFFER = 1 << 20
-OBJECT_FIELDS = frozenset({"obs", "reasm", "watcher", "adat", "starttls_outcome"})
 MARSHAL, PICKLE = b"M", b"P"
-MASK64 = (1 << 64) - 1
-
-
-class _Pickler(pickle.Pickler):
-    def __init__(self, buf: io.BytesIO, keys: KeyRing) -> None:
-        super().__init__(buf, protocol=pickle.HIGHEST_PROTOCOL)
-        self._keys = keys
-
-    def persistent_id(self, obj: object) -> str | None:
-        return "keys" if obj is self._keys else None
-
-
-class _Unpickler(pickle.Unpickler):
-    def __init__(self, buf: io.BytesIO, keys: KeyRing) -> None:
-        super().__init__(buf)
-        self._keys = keys
-
-    def persistent_load(self, pid: object) -> object:
-        if pid != "keys":
-            raise pickle.UnpicklingError(f"unknown persistent id {pid!r}")
-        return self._keys
+FILTER_BITS = 23  # a byte per 4-tuple hash slot (8 MiB): most lookups of a new 4-tuple end there
+FILTER_MASK = (1 << FILTER_BITS) - 1
 
 
 def encode(flow: Flow, keys: KeyRing) -> bytes:
-    values = tuple(getattr(flow, name) for name in FLOW_STATE)
-    if all(getattr(flow, name) is None for name in OBJECT_FIELDS):
+    values = flow.state()
+    if (
+        flow.obs is None
+        and flow.reasm is None
+        and flow.watcher is None
+        and flow.adat is None
+        and flow.starttls_outcome is None
+    ):
         try:
             return MARSHAL + marshal.dumps(values)
         except ValueError:  # a value marshal does not know: pickle it
             pass
-    buf = io.BytesIO()
-    buf.write(PICKLE)
-    _Pickler(buf, keys).dump(values)
-    return buf.getvalue()
+    obs = flow.obs
+    if obs is not None:
+        obs.keys = None  # the key ring is shared by every connection: given back by decode()
+    try:
+        return PICKLE + pickle.dumps(values, protocol=pickle.HIGHEST_PROTOCOL)
+    finally:
+        if obs is not None:
+            obs.keys = keys
 
 
 def decode(record: bytes, keys: KeyRing, tls_ports: frozenset[int]) -> Flow:
-    if record[:1] == MARSHAL:
-        values = marshal.loads(record[1:])
-    else:
-        buf = io.BytesIO(record)
-        buf.read(1)
-        values = _Unpickler(buf, keys).load()
+    body = memoryview(record)[1:]
+    values = marshal.loads(body) if record[:1] == MARSHAL else pickle.loads(body)
     flow = Flow(tls_ports=tls_ports, keys=keys)
-    for name, value in zip(FLOW_STATE, values, strict=True):
-        setattr(flow, name, value)
+    flow.restore(values)
+    if flow.obs is not None:
+        flow.obs.keys = keys
     return flow
 
 
@@ -111,6 +97,7 @@ class FlowStore:
         self._hashes = np.empty(0, np.int64)
         self._hash_records = np.empty(0, np.int64)
         self._recent: dict[int, list[int]] = {}
+        self._filter = bytearray(1 << FILTER_BITS)  # set for every findable hash ever put (never cleared)
         self.evicted = 0  # how many times a connection was evicted (for the README's figures)
         self.taken_back = 0
 
@@ -134,7 +121,9 @@ class FlowStore:
             self._flush()
         if findable:
             self.evicted += 1
-            self._recent.setdefault(hash(flow.key), []).append(i)
+            h = hash(flow.key)
+            self._filter[h & FILTER_MASK] = 1
+            self._recent.setdefault(h, []).append(i)
             if len(self._recent) > max(4096, min(len(self._hashes) // 8, 65536)):
                 self._merge_recent()
 
@@ -169,6 +158,8 @@ class FlowStore:
     def take(self, key: tuple[int, ...]) -> Flow | None:
         """The evicted connection on this 4-tuple, out of the store (a packet for it arrived), or None."""
         h = hash(key)
+        if not self._filter[h & FILTER_MASK]:
+            return None
         candidates = list(self._recent.get(h, ()))
         if len(self._hashes):
             lo = int(np.searchsorted(self._hashes, h, "left"))

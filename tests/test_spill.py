@@ -91,6 +91,7 @@ def test_a_record_gives_back_the_same_connection() -> None:
         back = spill.decode(record, flow.keys, DEFAULT_TLS_PORTS)  # type: ignore[arg-type]
         assert _state(back) == _state(flow)
         assert back.keys is flow.keys and (back.obs is None or back.obs.keys is flow.keys)
+        assert b"KeyRing" not in record and (flow.obs is None or flow.obs.keys is flow.keys)
     assert kinds == {spill.MARSHAL, spill.PICKLE}  # TCP-only and TLS connections both present
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from analyzer.tcp.reassembly import Gap, Reassembler
 from analyzer.tls.observer import CLIENT, SERVER, Event, KeyRing, TlsObserver
@@ -131,6 +131,72 @@ class Flow:
         self.reasm: list[Reassembler] | None = None
         self._early: list[tuple[int, bytes, int, int, int]] = []  # server bytes before the client spoke
         self._early_bytes = 0
+
+    def state(self) -> tuple[Any, ...]:
+        """The values of FLOW_STATE, in its order (the record of an evicted connection, analyzer/spill.py)."""
+        return (
+            self._early,
+            self._early_bytes,
+            self.adat,
+            self.bytes,
+            self.client_dir,
+            self.client_payload_tls,
+            self.events,
+            self.file_index,
+            self.fin,
+            self.first_frame,
+            self.first_payload,
+            self.first_ts,
+            self.isn,
+            self.key,
+            self.last_ts,
+            self.mode,
+            self.obs,
+            self.pkts,
+            self.reasm,
+            self.rst,
+            self.starttls,
+            self.starttls_outcome,
+            self.syn_ack,
+            self.syn_count,
+            self.syn_seq,
+            self.syn_ts,
+            self.tunnel_target,
+            self.watcher,
+        )
+
+    def restore(self, values: tuple[Any, ...]) -> None:
+        """Set the state from ``state()``'s values."""
+        (
+            self._early,
+            self._early_bytes,
+            self.adat,
+            self.bytes,
+            self.client_dir,
+            self.client_payload_tls,
+            self.events,
+            self.file_index,
+            self.fin,
+            self.first_frame,
+            self.first_payload,
+            self.first_ts,
+            self.isn,
+            self.key,
+            self.last_ts,
+            self.mode,
+            self.obs,
+            self.pkts,
+            self.reasm,
+            self.rst,
+            self.starttls,
+            self.starttls_outcome,
+            self.syn_ack,
+            self.syn_count,
+            self.syn_seq,
+            self.syn_ts,
+            self.tunnel_target,
+            self.watcher,
+        ) = values
 
     # ------------------------------------------------------------------ roles
 
