@@ -77,23 +77,26 @@ class Engine:
                 self._evict()
 
     def _evict(self) -> None:
-        """Idle connections (capture time) to the store; the next check waits until the table doubles."""
-        from analyzer.spill import EVICT_MIN, IDLE_CLOSED_NS, IDLE_OPEN_NS, FlowStore
+        """Past EVICT_MIN flows, the least recently active ones (closed ones first) go to the store until
+        the table is half that size; a flow with a packet in the last IDLE_MIN_NS of capture time stays.
+        The next check waits until the table has doubled (or is past EVICT_MIN again)."""
+        from analyzer.spill import EVICT_MIN, IDLE_MIN_NS, FlowStore
 
-        if len(self.flows) > EVICT_MIN:
-            closed_before, open_before = self.now - IDLE_CLOSED_NS, self.now - IDLE_OPEN_NS
-            idle = [
-                k for k, f in self.flows.items() if f.last_ts < open_before or (f.last_ts < closed_before and f.closed)
-            ]
-            if idle or self.retired:
+        flows = self.flows
+        if len(flows) > EVICT_MIN:
+            before = self.now - IDLE_MIN_NS
+            idle = [(not f.closed, f.last_ts, k) for k, f in flows.items() if f.last_ts < before]
+            idle.sort()
+            out = idle[: len(flows) - EVICT_MIN // 2]
+            if out or self.retired:
                 if self.store is None:
                     self.store = FlowStore(self.keys, self.tls_ports)
                 for old in self.retired:
                     self.store.put(old, False)
                 self.retired.clear()
-                for k in idle:
-                    self.store.put(self.flows.pop(k), True)
-        self._evict_at = max(EVICT_MIN, 2 * len(self.flows))
+                for _open, _ts, k in out:
+                    self.store.put(flows.pop(k), True)
+        self._evict_at = max(EVICT_MIN, 2 * len(flows))
 
     def _new_flow(self, key: tuple[int, ...], ts: int, frame: int) -> Flow:
         old = self.flows.get(key)

@@ -4,10 +4,11 @@ when a packet for them turns up, and read back in row order at the end.
 Why: a capture's connections are diagnosed only once the whole capture has been read (server
 profiles, chain verdicts seen elsewhere and the capture's end are needed), so every connection used
 to stay in memory until the end: ~9 KB each, 389 MiB at 2 GB, 3.7 GB for a million short flows.
-Now the flow table holds the connections that are still active; one that has been idle for a while
-(capture time, never the wall clock) becomes a compact record in an unlinked temporary file (in
-``$TMPDIR``), with a few numbers per connection left in memory (where the record is, its row-order
-key, a hash of its 4-tuple). Nothing about the analysis changes: a packet for an evicted connection
+Now, once the flow table holds more than EVICT_MIN connections, the least recently active ones (closed
+ones first; never one with a packet in the last second of capture time, never the wall clock) become
+compact records in an unlinked temporary file (in ``$TMPDIR``) until the table is half that size,
+with a few numbers per connection left in memory (where the record is, its row-order key, a hash of
+its 4-tuple). The table then holds the active connections and at most EVICT_MIN others. Nothing about the analysis changes: a packet for an evicted connection
 brings it back into the table exactly as it was, so the results are those of a run that never
 evicts (tests/test_spill.py compares every sample both ways).
 
@@ -24,6 +25,7 @@ import os
 import pickle
 import tempfile
 from array import array
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -34,8 +36,7 @@ if TYPE_CHECKING:
     from analyzer.tls.observer import KeyRing
 
 EVICT_MIN = 5_000  # flows in the table before idle ones are evicted: small captures never touch the disk
-IDLE_CLOSED_NS = 10 * 10**9  # a closed connection idle this long (capture time) is evicted
-IDLE_OPEN_NS = 60 * 10**9  # any other connection idle this long
+IDLE_MIN_NS = 10**9  # a connection with a packet this recently (capture time) is never evicted
 WRITE_BUFFER = 1 << 20
 MARSHAL, PICKLE = b"M", b"P"
 FILTER_BITS = 23  # a byte per 4-tuple hash slot (8 MiB): most lookups of a new 4-tuple end there
@@ -183,24 +184,33 @@ class FlowStore:
 
     def tls_records(self) -> list[int]:
         """Live records of connections with TLS state, in the order they were written."""
+        if not len(self):
+            return []
         alive = np.frombuffer(self._alive, np.uint8) != 0
         tls = np.frombuffer(self._tls, np.uint8) != 0
         out: list[int] = np.flatnonzero(alive & tls).tolist()
         return out
 
-    def row_order(self) -> list[int]:
-        """Live records in row order (first packet time, file, first frame)."""
+    def row_order(self) -> Iterator[int]:
+        """Live records in row order (first packet time, file, first frame); the order is kept as one
+        numpy array and handed out a slice at a time (a list of a million ints would be 36 MB)."""
+        if not len(self):
+            return
         alive = np.flatnonzero(np.frombuffer(self._alive, np.uint8) != 0)
         ts = np.frombuffer(self._first_ts, np.int64)[alive]
         fi = np.frombuffer(self._file_index, np.int64)[alive]
         fr = np.frombuffer(self._first_frame, np.int64)[alive]
-        out: list[int] = alive[np.lexsort((fr, fi, ts))].tolist()
-        return out
+        ordered = alive[np.lexsort((fr, fi, ts))]
+        del alive, ts, fi, fr
+        for start in range(0, len(ordered), 4096):
+            yield from ordered[start : start + 4096].tolist()
 
     def order(self, i: int) -> tuple[int, int, int]:
         return self._first_ts[i], self._file_index[i], self._first_frame[i]
 
     def first_ts(self) -> int | None:
+        if not len(self):
+            return None
         alive = np.frombuffer(self._alive, np.uint8) != 0
         ts = np.frombuffer(self._first_ts, np.int64)[alive]
         return int(ts.min()) if len(ts) else None
@@ -210,4 +220,4 @@ class FlowStore:
         self._file.close()
 
 
-__all__ = ["EVICT_MIN", "IDLE_CLOSED_NS", "IDLE_OPEN_NS", "FlowStore", "decode", "encode"]
+__all__ = ["EVICT_MIN", "IDLE_MIN_NS", "FlowStore", "decode", "encode"]

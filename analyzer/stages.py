@@ -113,15 +113,15 @@ def in_order(
     connections are read back one at a time), so that each is let go once its row is built."""
     flows.reverse()
     evidence.reverse()
-    spilled = store.row_order() if store is not None else []
-    spilled.reverse()
-    while flows or spilled:
-        if spilled and (not flows or store.order(spilled[-1]) < order(flows[-1])):  # type: ignore[union-attr]
-            i = spilled.pop()
+    spilled = store.row_order() if store is not None else iter(())
+    i = next(spilled, -1)
+    while flows or i >= 0:
+        if i >= 0 and (not flows or store.order(i) < order(flows[-1])):  # type: ignore[union-attr]
             f, ev = _read_back(store, i, end)  # type: ignore[arg-type]
             verdicts = kept.pop(i, None)
             if verdicts is not None:
                 ev.cert_verdict, ev.ocsp, ev.client_cert_verdict = verdicts
+            i = next(spilled, -1)
             yield f, ev
         else:
             yield flows.pop(), evidence.pop()

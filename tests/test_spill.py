@@ -32,8 +32,7 @@ def _evict_everything(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     the most eviction and taking back a capture can get."""
     counts = {"put": 0, "take": 0, "back": 0}
     monkeypatch.setattr(spill, "EVICT_MIN", 0)
-    monkeypatch.setattr(spill, "IDLE_CLOSED_NS", 0)
-    monkeypatch.setattr(spill, "IDLE_OPEN_NS", 0)
+    monkeypatch.setattr(spill, "IDLE_MIN_NS", 0)
     blocks, put, take = CaptureReader.blocks, spill.FlowStore.put, spill.FlowStore.take
 
     def small_blocks(self: CaptureReader, block_size: int = 0, progress: Any = None) -> Any:
