@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING
 
 from analyzer import schema
 from analyzer.diagnose.evidence import Evidence
-from analyzer.tables import conn_id, endpoint_ip
+from analyzer.tables import conn_id_of, endpoint_ip
 from analyzer.tcp.flow import Flow
 
 if TYPE_CHECKING:
+    from analyzer.tls.messages import Certificate, CertificateStatus
     from analyzer.x509.judge import Judge
     from analyzer.x509.ocsp import OcspVerdict
     from analyzer.x509.validate import ChainVerdict
@@ -111,11 +112,13 @@ def _ts(ns: int | None) -> int | None:
 
 
 def server_key(flow: Flow) -> ServerKey:
-    cd = flow.client_dir or 0
-    pa, pb = flow.ports
     obs = flow.obs
     sni = obs.client_hello.sni if obs is not None and obs.client_hello is not None else None
-    return endpoint_ip(flow.key, 1 - cd), (pb if cd == 0 else pa), sni
+    return server_key_of(flow.key, flow.client_dir or 0, sni)
+
+
+def server_key_of(key: tuple[int, ...], client_dir: int, sni: str | None) -> ServerKey:
+    return endpoint_ip(key, 1 - client_dir), (key[10] if client_dir == 0 else key[5]), sni
 
 
 # one visible server chain, for connections to the same server whose chain is hidden: (connection
@@ -160,26 +163,51 @@ class ChainJudging:
         obs = flow.obs
         if obs is None:
             return
-        cert, ccert = obs.server_certificate, obs.client_certificate
+        ev.cert_verdict, ev.ocsp, ev.client_cert_verdict = self.judge(
+            (flow.first_ts, flow.file_index, flow.first_frame),
+            flow.key,
+            server_key(flow),
+            obs.server_certificate,
+            obs.certificate_status,
+            obs.client_certificate,
+            obs.server_certificate_ts,
+        )
+
+    def judge(
+        self,
+        order: tuple[int, int, int],
+        key: tuple[int, ...],
+        skey: ServerKey,
+        cert: Certificate | None,
+        status: CertificateStatus | None,
+        ccert: Certificate | None,
+        cert_ts: int | None,
+    ) -> tuple[ChainVerdict | None, OcspVerdict | None, ChainVerdict | None]:
+        """The verdicts for one connection's chains (server, its OCSP staple, client), from the facts
+        themselves (a spilled connection gives only these, analyzer/spill.py)."""
         has_server, has_client = cert is not None and bool(cert.entries), ccert is not None and bool(ccert.entries)
         if not (has_server or has_client):
-            return
+            return None, None, None
         judge = self._judge()
-        at = obs.server_certificate_ts or flow.first_ts
+        at = cert_ts or order[0]
+        verdict: ChainVerdict | None = None
+        ocsp: OcspVerdict | None = None
+        client: ChainVerdict | None = None
         if has_server:
             assert cert is not None
-            key = server_key(flow)
             chain = cert.chain
             # Without SNI the address is checked against the IP SANs (RFC 6125); the diagnosis only blames a
             # mismatch on clients known to send SNI whenever they connect by name (rules.cert_finding).
-            ev.cert_verdict = judge.verdict(chain, at, key[2], key[0] if key[2] is None else None)
-            if obs.certificate_status is not None:
-                ev.ocsp = judge.ocsp(obs.certificate_status.ocsp_response, chain, at)
-            order = (flow.first_ts, flow.file_index, flow.first_frame)
-            self._seen.setdefault(key, []).append((order, at, conn_id(flow), _sha(chain[0]), ev.cert_verdict, ev.ocsp))
+            verdict = judge.verdict(chain, at, skey[2], skey[0] if skey[2] is None else None)
+            if status is not None:
+                ocsp = judge.ocsp(status.ocsp_response, chain, at)
+            self._seen.setdefault(skey, []).append(
+                (order, at, conn_id_of(key, order[0]), _sha(chain[0]), verdict, ocsp)
+            )
         if has_client:
             assert ccert is not None
-            ev.client_cert_verdict = judge.verdict(ccert.chain, at, None, None, purpose="client")
+            client = judge.verdict(ccert.chain, at, None, None, purpose="client")
+        return verdict, ocsp, client
 
     def seen(self) -> dict[ServerKey, list[Seen]]:
         return in_row_order(self._seen)

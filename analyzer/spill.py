@@ -26,7 +26,7 @@ import pickle
 import tempfile
 from array import array
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -41,6 +41,39 @@ WRITE_BUFFER = 1 << 20
 MARSHAL, PICKLE = b"M", b"P"
 FILTER_BITS = 23  # a byte per 4-tuple hash slot (8 MiB): most lookups of a new 4-tuple end there
 FILTER_MASK = (1 << FILTER_BITS) - 1
+
+
+# what stages.survey reads of a connection: 4-tuple key, client direction, first packet time, file
+# index, first frame, SNI, (version, cipher) agreed or None, server Certificate, its time, client
+# Certificate, CertificateStatus
+SurveyInput = tuple[
+    tuple[int, ...], int, int, int, int, "str | None", "tuple[int, int] | None", Any, "int | None", Any, Any
+]
+
+
+def survey_part(flow: Flow) -> bytes:
+    """The survey input of a connection whose TLS state can no longer change (deep parsing over,
+    nothing waiting behind a hole: wrapping it up at the capture's end adds nothing the survey
+    reads); empty for any other connection, whose whole state the survey then reads."""
+    obs = flow.obs
+    if obs is None or flow.reasm is not None or flow.watcher is not None or flow.client_dir is None:
+        return b""
+    sh = obs.server_hello
+    ch = obs.client_hello
+    value: SurveyInput = (
+        flow.key,
+        flow.client_dir,
+        flow.first_ts,
+        flow.file_index,
+        flow.first_frame,
+        ch.sni if ch is not None else None,
+        (sh.selected_version, sh.cipher_suite) if sh is not None else None,
+        obs.server_certificate,
+        obs.server_certificate_ts,
+        obs.client_certificate,
+        obs.certificate_status,
+    )
+    return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def encode(flow: Flow, keys: KeyRing) -> bytes:
@@ -89,6 +122,7 @@ class FlowStore:
         # one entry per record
         self._offset = array("q")
         self._length = array("q")
+        self._survey_length = array("q")  # a settled TLS connection's survey part, before its state; 0: none
         self._first_ts = array("q")
         self._file_index = array("q")
         self._first_frame = array("q")
@@ -108,9 +142,13 @@ class FlowStore:
     def put(self, flow: Flow, findable: bool) -> None:
         """Write a connection; ``findable``: it may still get packets (evicted, not retired)."""
         record = encode(flow, self.keys)
+        part = survey_part(flow)
+        if part:
+            record = part + record
         i = len(self._offset)
         self._offset.append(self._written + self._pending_bytes)
         self._length.append(len(record))
+        self._survey_length.append(len(part))
         self._first_ts.append(flow.first_ts)
         self._file_index.append(flow.file_index)
         self._first_frame.append(flow.first_frame)
@@ -149,12 +187,24 @@ class FlowStore:
         self._hashes, self._hash_records = hs[by], rs[by]
         self._recent = {}
 
-    def load(self, i: int) -> Flow:
+    def _read(self, i: int, start: int, length: int) -> bytes:
         self._flush()
-        record = os.pread(self._fd, self._length[i], self._offset[i])
-        if len(record) != self._length[i]:
+        data = os.pread(self._fd, length, self._offset[i] + start)
+        if len(data) != length:
             raise OSError(f"temporary file of evicted connections is short (record {i})")
-        return decode(record, self.keys, self.tls_ports)
+        return data
+
+    def load(self, i: int) -> Flow:
+        skip = self._survey_length[i]
+        return decode(self._read(i, skip, self._length[i] - skip), self.keys, self.tls_ports)
+
+    def survey_input(self, i: int) -> SurveyInput | None:
+        """What the survey needs of a settled TLS connection, without reading its whole state."""
+        n = self._survey_length[i]
+        if not n:
+            return None
+        value: SurveyInput = pickle.loads(self._read(i, 0, n))
+        return value
 
     def take(self, key: tuple[int, ...]) -> Flow | None:
         """The evicted connection on this 4-tuple, out of the store (a packet for it arrived), or None."""
@@ -220,4 +270,4 @@ class FlowStore:
         self._file.close()
 
 
-__all__ = ["EVICT_MIN", "IDLE_MIN_NS", "FlowStore", "decode", "encode"]
+__all__ = ["EVICT_MIN", "IDLE_MIN_NS", "FlowStore", "SurveyInput", "decode", "encode", "survey_part"]

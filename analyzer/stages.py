@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from analyzer.certificates import CertStage, ChainJudging, Seen, ServerKey, TrustSettings
+from analyzer.certificates import CertStage, ChainJudging, Seen, ServerKey, TrustSettings, server_key_of
 from analyzer.diagnose.causes import Cause, Confidence
 from analyzer.diagnose.evidence import Evidence, ServerProfile
 from analyzer.diagnose.rules import classify, failed
@@ -95,11 +95,20 @@ def survey(
     firsts = [flows[0].first_ts] if flows else []  # wrap_up sorted them
     if store is not None:
         for i in store.tls_records():
-            f, ev = _read_back(store, i, end)
-            judging.add(f, ev)
-            _agreed(f, agreed)
-            if ev.cert_verdict is not None or ev.ocsp is not None or ev.client_cert_verdict is not None:
-                kept[i] = (ev.cert_verdict, ev.ocsp, ev.client_cert_verdict)
+            given = store.survey_input(i)
+            if given is None:  # its state may still change at the capture's end: read it whole
+                f, ev = _read_back(store, i, end)
+                judging.add(f, ev)
+                _agreed(f, agreed)
+                verdicts: Verdicts = (ev.cert_verdict, ev.ocsp, ev.client_cert_verdict)
+            else:
+                key, cd, first_ts, file_index, first_frame, sni, hello, cert, cert_ts, ccert, status = given
+                at: Order = (first_ts, file_index, first_frame)
+                verdicts = judging.judge(at, key, server_key_of(key, cd, sni), cert, status, ccert, cert_ts)
+                if hello is not None:
+                    agreed.append((at, (endpoint_ip(key, 1 - cd), key[10] if cd == 0 else key[5]), *hello))
+            if verdicts != (None, None, None):
+                kept[i] = verdicts
         spilled_first = store.first_ts()
         if spilled_first is not None:
             firsts.append(spilled_first)

@@ -35,7 +35,11 @@ B32 = "abcdefghijklmnopqrstuvwxyz234567"  # RFC 4648 base32, lower case
 def conn_id(flow: Flow) -> str:
     """Stable for the same connection whatever else the capture holds: 4-tuple + first packet time.
     "C" + the first 15 base32 digits of an 80-bit BLAKE2b (what base64.b32encode gives, without its cost)."""
-    n = int.from_bytes(hashlib.blake2b(repr((flow.key, flow.first_ts)).encode(), digest_size=10).digest(), "big")
+    return conn_id_of(flow.key, flow.first_ts)
+
+
+def conn_id_of(key: tuple[int, ...], first_ts: int) -> str:
+    n = int.from_bytes(hashlib.blake2b(repr((key, first_ts)).encode(), digest_size=10).digest(), "big")
     return "C" + "".join([B32[(n >> (75 - 5 * i)) & 31] for i in range(15)])
 
 

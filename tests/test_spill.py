@@ -30,10 +30,16 @@ def _plain(path: str, keys: str | None) -> dict[str, Any]:
 def _evict_everything(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """Blocks of 7 frames, and after every block each connection idle for 1 ns leaves the table:
     the most eviction and taking back a capture can get."""
-    counts = {"put": 0, "take": 0, "back": 0}
+    counts = {"put": 0, "take": 0, "back": 0, "settled": 0}
     monkeypatch.setattr(spill, "EVICT_MIN", 0)
     monkeypatch.setattr(spill, "IDLE_MIN_NS", 0)
     blocks, put, take = CaptureReader.blocks, spill.FlowStore.put, spill.FlowStore.take
+    survey_input = spill.FlowStore.survey_input
+
+    def counted_survey_input(self: spill.FlowStore, i: int) -> Any:
+        given = survey_input(self, i)
+        counts["settled"] += given is not None
+        return given
 
     def small_blocks(self: CaptureReader, block_size: int = 0, progress: Any = None) -> Any:
         return blocks(self, 7, progress)
@@ -51,6 +57,7 @@ def _evict_everything(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     monkeypatch.setattr(CaptureReader, "blocks", small_blocks)
     monkeypatch.setattr(spill.FlowStore, "put", counted_put)
     monkeypatch.setattr(spill.FlowStore, "take", counted_take)
+    monkeypatch.setattr(spill.FlowStore, "survey_input", counted_survey_input)
     return counts
 
 
@@ -103,5 +110,6 @@ def test_evicting_every_idle_connection_gives_the_same_tables(monkeypatch: pytes
         assert _plain(path, keys) == plain[path], f"{Path(path).name}: eviction changed the result"
         rows += len(plain[path]["tables"]["handshakes"]["conn_id"])
     assert rows > 400
-    # the stores really were used: connections were evicted, and packets brought some of them back
-    assert counts["put"] > 1000 and counts["back"] > 30, counts
+    # the stores really were used: connections were evicted, packets brought some of them back, and
+    # the survey took settled TLS connections from their short survey part
+    assert counts["put"] > 1000 and counts["back"] > 30 and counts["settled"] > 100, counts
