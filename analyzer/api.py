@@ -192,6 +192,8 @@ def _analyze(
         diagnose(pairs, servers, ports, builder, warnings, hand_on, prepare)
     finally:
         if store is not None:
+            if store.problem is not None:
+                warnings.append(store.problem)
             store.close()
     tables = builder.tables()
     if details:

@@ -90,7 +90,15 @@ class Engine:
             out = idle[: len(flows) - EVICT_MIN // 2]
             if out or self.retired:
                 if self.store is None:
-                    self.store = FlowStore(self.keys, self.tls_ports)
+                    try:
+                        self.store = FlowStore(self.keys, self.tls_ports)
+                    except OSError as exc:  # no usable $TMPDIR: everything stays in memory, as before
+                        self.spill = False
+                        self.errors.append(
+                            f"cannot create a temporary file for idle connections ({exc.strerror or exc}); "
+                            "all connections stay in memory"
+                        )
+                        return
                 for old in self.retired:
                     self.store.put(old, False)
                 self.retired.clear()

@@ -39,6 +39,7 @@ EVICT_MIN = 5_000  # flows in the table before idle ones are evicted: small capt
 IDLE_MIN_NS = 10**9  # a connection with a packet this recently (capture time) is never evicted
 WRITE_BUFFER = 1 << 20
 MARSHAL, PICKLE = b"M", b"P"
+_write = os.write  # a name of its own, so that the tests can make the disk fill up
 FILTER_BITS = 23  # a byte per 4-tuple hash slot (8 MiB): most lookups of a new 4-tuple end there
 FILTER_MASK = (1 << FILTER_BITS) - 1
 
@@ -116,9 +117,9 @@ class FlowStore:
         self.keys, self.tls_ports = keys, tls_ports
         self._file = tempfile.TemporaryFile(prefix="tls-analyzer-")  # noqa: SIM115 (lives as long as the store; unlinked)
         self._fd = self._file.fileno()
-        self._pending: list[bytes] = []
-        self._pending_bytes = 0
+        self._tail = bytearray()  # records not yet written (all of them from here on if writing failed)
         self._written = 0
+        self.problem: str | None = None  # writing failed (disk full?): a warning for the user
         # one entry per record
         self._offset = array("q")
         self._length = array("q")
@@ -146,7 +147,7 @@ class FlowStore:
         if part:
             record = part + record
         i = len(self._offset)
-        self._offset.append(self._written + self._pending_bytes)
+        self._offset.append(self._written + len(self._tail))
         self._length.append(len(record))
         self._survey_length.append(len(part))
         self._first_ts.append(flow.first_ts)
@@ -154,9 +155,8 @@ class FlowStore:
         self._first_frame.append(flow.first_frame)
         self._alive.append(1)
         self._tls.append(1 if flow.obs is not None else 0)
-        self._pending.append(record)
-        self._pending_bytes += len(record)
-        if self._pending_bytes >= WRITE_BUFFER:
+        self._tail += record
+        if len(self._tail) >= WRITE_BUFFER and self.problem is None:
             self._flush()
         if findable:
             self.evicted += 1
@@ -167,15 +167,23 @@ class FlowStore:
                 self._merge_recent()
 
     def _flush(self) -> None:
-        if self._pending:
-            data = b"".join(self._pending)
-            view = memoryview(data)
-            while view:
-                n = os.write(self._fd, view)
-                view = view[n:]
-            self._written += len(data)
-            self._pending.clear()
-            self._pending_bytes = 0
+        """Write the buffered records; if the disk refuses (full, quota), keep them in memory from then on."""
+        if not self._tail or self.problem is not None:
+            return
+        view = memoryview(self._tail)
+        done = 0
+        try:
+            while done < len(view):
+                done += _write(self._fd, view[done:])
+        except OSError as exc:
+            self.problem = (
+                f"the temporary file of idle connections could not be written ({exc.strerror or exc}); "
+                "they stayed in memory from then on"
+            )
+        finally:
+            view.release()
+        self._written += done
+        del self._tail[:done]
 
     def _merge_recent(self) -> None:
         pairs = [(h, i) for h, idx in self._recent.items() for i in idx]
@@ -189,7 +197,11 @@ class FlowStore:
 
     def _read(self, i: int, start: int, length: int) -> bytes:
         self._flush()
-        data = os.pread(self._fd, length, self._offset[i] + start)
+        at = self._offset[i] + start
+        if at >= self._written:  # still (or, after a write failure, for good) in memory
+            return bytes(self._tail[at - self._written : at - self._written + length])
+        on_disk = min(length, self._written - at)  # a partial write can leave a record's end in memory
+        data = os.pread(self._fd, on_disk, at) + bytes(self._tail[: length - on_disk])
         if len(data) != length:
             raise OSError(f"temporary file of evicted connections is short (record {i})")
         return data
@@ -266,7 +278,7 @@ class FlowStore:
         return int(ts.min()) if len(ts) else None
 
     def close(self) -> None:
-        self._pending.clear()
+        self._tail = bytearray()
         self._file.close()
 
 

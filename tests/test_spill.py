@@ -113,3 +113,44 @@ def test_evicting_every_idle_connection_gives_the_same_tables(monkeypatch: pytes
     # the stores really were used: connections were evicted, packets brought some of them back, and
     # the survey took settled TLS connections from their short survey part
     assert counts["put"] > 1000 and counts["back"] > 30 and counts["settled"] > 100, counts
+
+
+def _first_case_with_many_connections() -> tuple[str, str | None]:
+    return str(SAMPLES / "workload-mixed.pcap"), None
+
+
+def test_a_full_disk_keeps_the_records_in_memory_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    path, keys = _first_case_with_many_connections()
+    plain = _plain(path, keys)
+    counts = _evict_everything(monkeypatch)
+    monkeypatch.setattr(spill, "WRITE_BUFFER", 4096)
+    writes = {"n": 0}
+
+    def fills_up(fd: int, data: Any) -> int:
+        writes["n"] += 1
+        if writes["n"] > 3:
+            raise OSError(28, "No space left on device")
+        return os.write(fd, data[: len(data) // 2])  # partial writes too
+
+    monkeypatch.setattr(spill, "_write", fills_up)
+    got = _plain(path, keys)
+    assert writes["n"] > 3 and counts["put"] > 100
+    note = "the temporary file of idle connections could not be written (No space left on device)"
+    assert [w for w in got["warnings"] if w not in plain["warnings"]] == [note + "; they stayed in memory from then on"]
+    assert got["tables"] == plain["tables"]
+
+
+def test_no_temporary_directory_means_no_eviction_and_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    path, keys = _first_case_with_many_connections()
+    plain = _plain(path, keys)
+    counts = _evict_everything(monkeypatch)
+
+    def refused(*args: object, **kw: object) -> None:
+        raise OSError(13, "Permission denied")
+
+    monkeypatch.setattr(spill.tempfile, "TemporaryFile", refused)
+    got = _plain(path, keys)
+    assert counts["put"] == 0
+    extra = [w for w in got["warnings"] if w not in plain["warnings"]]
+    assert len(extra) == 1 and "cannot create a temporary file for idle connections (Permission denied)" in extra[0]
+    assert got["tables"] == plain["tables"]
