@@ -4,7 +4,7 @@ share verdicts between connections to the same server, and describe each distinc
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -218,16 +218,6 @@ def in_row_order(seen: dict[ServerKey, list[Seen]]) -> dict[ServerKey, list[Seen
     return {k: sorted(v, key=lambda s: s[0]) for k, v in sorted(seen.items(), key=lambda kv: min(s[0] for s in kv[1]))}
 
 
-def judge_chains(
-    pairs: Iterable[tuple[Flow, Evidence]], settings: TrustSettings, warnings: list[str], load: bool = False
-) -> tuple[CertStage, dict[ServerKey, list[Seen]]]:
-    """Judge every chain the connections carried, each as of its own time."""
-    judging = ChainJudging(settings, warnings, load)
-    for flow, ev in pairs:
-        judging.add(flow, ev)
-    return judging.stage, judging.seen()
-
-
 def row_preparer(
     settings: TrustSettings, loaded: bool, label: str, first_ns: int, seen: dict[ServerKey, list[Seen]]
 ) -> Callable[[Flow, Evidence], None]:
@@ -300,7 +290,6 @@ __all__ = [
     "Seen",
     "TrustSettings",
     "in_row_order",
-    "judge_chains",
     "rotations",
     "row_preparer",
 ]

@@ -104,9 +104,10 @@ def survey(
             else:
                 key, cd, first_ts, file_index, first_frame, sni, hello, cert, cert_ts, ccert, status = given
                 at: Order = (first_ts, file_index, first_frame)
-                verdicts = judging.judge(at, key, server_key_of(key, cd, sni), cert, status, ccert, cert_ts)
+                skey = server_key_of(key, cd, sni)
+                verdicts = judging.judge(at, key, skey, cert, status, ccert, cert_ts)
                 if hello is not None:
-                    agreed.append((at, (endpoint_ip(key, 1 - cd), key[10] if cd == 0 else key[5]), *hello))
+                    agreed.append((at, skey[:2], *hello))
             if verdicts != (None, None, None):
                 kept[i] = verdicts
         spilled_first = store.first_ts()
@@ -134,14 +135,6 @@ def in_order(
             yield f, ev
         else:
             yield flows.pop(), evidence.pop()
-
-
-def negotiated(flows: list[Flow]) -> list[Agreed]:
-    """What each server endpoint agreed to, connection by connection (for the server profiles)."""
-    out: list[Agreed] = []
-    for f in flows:
-        _agreed(f, out)
-    return out
 
 
 def profiles(agreed: list[Agreed]) -> dict[Endpoint, ServerProfile]:
@@ -210,7 +203,6 @@ __all__ = [
     "Survey",
     "diagnose",
     "in_order",
-    "negotiated",
     "order",
     "profiles",
     "server_endpoint",

@@ -85,6 +85,11 @@ def test_flow_state_names_every_slot_but_the_shared_ones() -> None:
     )
     names = {elt.value for elt in slots.elts}  # type: ignore[attr-defined]
     assert names == set(FLOW_STATE) | {"keys", "tls_ports"}
+    # state() and restore() list the same attributes in FLOW_STATE's order
+    for method in ("state", "restore"):
+        fn = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == method)
+        attrs = [a.attr for a in ast.walk(fn) if isinstance(a, ast.Attribute) and getattr(a.value, "id", "") == "self"]
+        assert attrs == list(FLOW_STATE), method
 
 
 def test_a_record_gives_back_the_same_connection() -> None:
