@@ -134,8 +134,6 @@ class FlowStore:
         self._hash_records = np.empty(0, np.int64)
         self._recent: dict[int, list[int]] = {}
         self._filter = bytearray(1 << FILTER_BITS)  # set for every findable hash ever put (never cleared)
-        self.evicted = 0  # how many times a connection was evicted (for the README's figures)
-        self.taken_back = 0
 
     def __len__(self) -> int:
         return len(self._offset)
@@ -159,7 +157,6 @@ class FlowStore:
         if len(self._tail) >= WRITE_BUFFER and self.problem is None:
             self._flush()
         if findable:
-            self.evicted += 1
             h = hash(flow.key)
             self._filter[h & FILTER_MASK] = 1
             self._recent.setdefault(h, []).append(i)
@@ -240,7 +237,6 @@ class FlowStore:
                     idx.remove(i)
                     if not idx:
                         del self._recent[h]
-                self.taken_back += 1
                 return flow
         return None
 
