@@ -53,11 +53,15 @@ SurveyInput = tuple[
 
 
 def survey_part(flow: Flow) -> bytes:
-    """The survey input of a connection whose TLS state can no longer change (deep parsing over,
-    nothing waiting behind a hole: wrapping it up at the capture's end adds nothing the survey
-    reads); empty for any other connection, whose whole state the survey then reads."""
+    """The survey input of a connection whose wrap-up at the capture's end cannot change what the
+    survey reads: no cleartext protocol being followed, roles known, nothing waiting behind a hole
+    (Flow.finish() would deliver it to the TLS parser). Empty for any other connection, whose whole
+    state the survey then reads. The record is only read if the connection is not taken back, so
+    its state at the end is its state now."""
     obs = flow.obs
-    if obs is None or flow.reasm is not None or flow.watcher is not None or flow.client_dir is None:
+    if obs is None or flow.watcher is not None or flow.client_dir is None:
+        return b""
+    if flow.reasm is not None and (flow.reasm[0].waiting or flow.reasm[1].waiting):
         return b""
     sh = obs.server_hello
     ch = obs.client_hello

@@ -118,6 +118,11 @@ class Reassembler:
         out.extend(self._drain())
         return out
 
+    @property
+    def waiting(self) -> bool:
+        """Segments are held behind a hole (finish() would deliver them)."""
+        return bool(self._pending)
+
     def finish(self) -> list[bytes | Gap]:
         """At the end of the capture: segments still waiting behind a hole are delivered after it."""
         out: list[bytes | Gap] = []
