@@ -30,6 +30,11 @@ class Engine:
         self.store: FlowStore | None = None
         self._evict_at = 0
         self.now = 0  # the latest packet time seen: the clock of eviction
+        # per 4-tuple, Flow.head() of its first and Flow.tail() of its last connection sent to the store
+        # (kept only when the scan is summarised: scan.py joins groups of files with them)
+        self.ends: (
+            tuple[dict[tuple[int, ...], tuple[bool, int | None]], dict[tuple[int, ...], tuple[int | None, bool]]] | None
+        ) = None
         self.stats = SkimStats()
         self.file_index = 0
         self.errors: list[str] = []
@@ -100,17 +105,26 @@ class Engine:
                         )
                         return
                 for old in self.retired:
-                    self.store.put(old, False)
+                    self._store(old, False)
                 self.retired.clear()
                 for _open, _ts, k in out:
-                    self.store.put(flows.pop(k), True)
+                    self._store(flows.pop(k), True)
         self._evict_at = max(EVICT_MIN, 2 * len(flows))
+
+    def _store(self, flow: Flow, findable: bool) -> None:
+        assert self.store is not None
+        if self.ends is not None:
+            heads, tails = self.ends
+            if flow.key not in heads:
+                heads[flow.key] = flow.head()
+            tails[flow.key] = flow.tail()
+        self.store.put(flow, findable)
 
     def _new_flow(self, key: tuple[int, ...], ts: int, frame: int) -> Flow:
         old = self.flows.get(key)
         if old is not None:
             if self.store is not None:
-                self.store.put(old, False)
+                self._store(old, False)
             else:
                 self.retired.append(old)
         flow = Flow(key, ts, frame, self.tls_ports, self.keys)

@@ -4,7 +4,8 @@ and finished rows cross process boundaries (shipping connection state back costs
 Each worker owns some groups of files (analyzer/scan.py: a group is a rotated series read through
 one flow table). Three rounds, each a message per group, answered as soon as the group is done:
 
-1. scan: the packet pass; the worker keeps the connections and answers with the group's summary
+1. scan: the packet pass; the worker keeps the connections (idle ones in its own spill file,
+   analyzer/spill.py) and answers with the group's summary
    (warnings, times, which 4-tuples begin and end how). The parent checks, as scan_files does,
    that no connection continues from one group into another; if one does (or a pcapng secrets
    block turns up) the workers stop and the analysis runs the one-process way.
@@ -27,7 +28,7 @@ import multiprocessing
 import os
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
 
@@ -36,11 +37,12 @@ from analyzer.certificates import CertStage, Seen, ServerKey, TrustSettings, in_
 from analyzer.certificates import rotations as certificate_rotations
 from analyzer.diagnose.evidence import Evidence, ServerProfile
 from analyzer.scan import Scan, merge_overlapping, plan_groups, scan_group
-from analyzer.stages import Endpoint, Order, diagnose, in_order, order, profiles, survey, wrap_up
+from analyzer.stages import Endpoint, Order, Verdicts, diagnose, in_order, order, profiles, survey, wrap_up
 from analyzer.tables import TableBuilder
 from analyzer.tcp.flow import Flow
 
 if TYPE_CHECKING:
+    from analyzer.spill import FlowStore
     from analyzer.tls.keylog import KeyLog
 
 Rows = list[tuple[object, ...]]
@@ -62,7 +64,9 @@ def _serve(
 ) -> None:
     """A worker's loop: answer the parent's messages for the groups it owns until told to stop."""
     flows_of: dict[int, list[Flow]] = {}
+    stores_of: dict[int, FlowStore | None] = {}  # each group's spilled connections (analyzer/spill.py)
     evidence_of: dict[int, list[Evidence]] = {}
+    kept_of: dict[int, tuple[int, dict[int, Verdicts]]] = {}  # capture end, spilled connections' verdicts
     names = [os.path.basename(f) for f in files]
     try:
         while True:
@@ -73,14 +77,16 @@ def _serve(
             try:
                 if cmd == "scan":
                     idx: list[int] = msg[2]
-                    scan = scan_group([files[i] for i in idx], idx, ports, log, summarise=True)
+                    scan = scan_group([files[i] for i in idx], idx, ports, log, summarise=True, spill=True)
                     flows_of[g], scan.flows = scan.flows, []
+                    stores_of[g], scan.store = scan.store, None
                     conn.send(("ok", g, scan))
                 elif cmd == "judge":
-                    flows = flows_of[g]
-                    evidence = evidence_of[g] = wrap_up(flows, msg[2])
+                    flows, end = flows_of[g], msg[2]
+                    evidence = evidence_of[g] = wrap_up(flows, end)
                     warnings: list[str] = []
-                    found = survey(flows, evidence, None, msg[2], trust, warnings)  # worker scans do not spill
+                    found = survey(flows, evidence, stores_of[g], end, trust, warnings)
+                    kept_of[g] = (end, found.kept)
                     stage = found.stage
                     answer = (
                         found.agreed,
@@ -92,9 +98,14 @@ def _serve(
                     )
                     conn.send(("ok", g, answer))
                 elif cmd == "rows":
-                    conn.send(
-                        ("ok", g, _rows(flows_of.pop(g), evidence_of.pop(g), msg[2], ports, trust, names, details))
-                    )
+                    store = stores_of.pop(g)
+                    end, kept = kept_of.pop(g)
+                    try:
+                        pairs = in_order(flows_of.pop(g), evidence_of.pop(g), store, end, kept)
+                        conn.send(("ok", g, _rows(pairs, msg[2], ports, trust, names, details)))
+                    finally:
+                        if store is not None:
+                            store.close()
             except Exception as exc:  # reported to the parent, which stops the analysis with it
                 conn.send(("error", g, f"{type(exc).__name__}: {exc}"))
     except (EOFError, KeyboardInterrupt):
@@ -104,8 +115,7 @@ def _serve(
 
 
 def _rows(
-    flows: list[Flow],
-    evidence: list[Evidence],
+    pairs: Iterator[tuple[Flow, Evidence]],
     shared: tuple[dict[Endpoint, ServerProfile], bool, str, int, dict[ServerKey, list[Seen]]],
     ports: frozenset[int],
     trust: TrustSettings,
@@ -127,7 +137,7 @@ def _rows(
         bundles.append((key, *builder.drain_all(), warnings[:]))
         warnings.clear()
 
-    diagnose(in_order(flows, evidence, None, 0, {}), servers, ports, builder, warnings, after, prepare)
+    diagnose(pairs, servers, ports, builder, warnings, after, prepare)
     return bundles, builder.cert_seen, first_seen
 
 

@@ -74,12 +74,16 @@ def scan_group(
     done: int = 0,
     total: int = 0,
     summarise: bool = False,
+    spill: bool | None = None,
 ) -> Scan:
     """The packet pass over one group of files, in order, through one flow table; ``summarise``
-    fills ``heads``/``tails`` (needed only to decide whether groups must be joined). Only a scan that
-    is not summarised evicts idle connections to a temporary file (``Scan.store``): a summarised one
-    runs in a worker whose connections are all looked at again."""
-    engine = Engine(ports, spill=not summarise)
+    fills ``heads``/``tails`` (needed only to decide whether groups must be joined). ``spill``: idle
+    connections may go to a temporary file (``Scan.store``, analyzer/spill.py); by default only when
+    not summarised, since a summarised scan sent to another process must carry all its flows (a
+    --jobs worker that keeps its connections asks for it)."""
+    engine = Engine(ports, spill=not summarise if spill is None else spill)
+    if summarise:
+        engine.ends = ({}, {})
     engine.keys.log = log
     warnings: list[tuple[int, str]] = []
     errors: list[tuple[int, str]] = []
@@ -116,15 +120,11 @@ def scan_group(
             last_ts = info.last_ts_ns if last_ts is None else max(last_ts, info.last_ts_ns)
         reader.close()
     flows = engine.retired + list(engine.flows.values())
-    heads: dict[tuple[int, ...], tuple[bool, int | None]] = {}
-    tails: dict[tuple[int, ...], tuple[int | None, bool]] = {}
+    heads, tails = engine.ends if engine.ends is not None else ({}, {})  # those of spilled connections
     for f in sorted(flows, key=lambda f: (f.file_index, f.first_frame)) if summarise else ():
         if f.key not in heads:
-            # its very first packet was a bare SYN (same time is not enough: same frame)
-            first_is_syn = bool(f.events) and f.events[0][1] == f.first_frame and f.events[0][3] == "syn"
-            heads[f.key] = (first_is_syn and f.syn_ts == f.first_ts, f.syn_seq)
-        used = f.closed or f.first_payload[0] is not None or f.first_payload[1] is not None
-        tails[f.key] = (f.syn_seq, used)
+            heads[f.key] = f.head()
+        tails[f.key] = f.tail()
     return Scan(
         list(indexes), flows, engine.stats, errors, warnings, first_ts, last_ts, heads, tails, had_secrets, engine.store
     )

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from conftest import ROOT, SAMPLES, ZEEK_TRACES
 
@@ -159,3 +160,38 @@ def test_no_temporary_directory_means_no_eviction_and_a_warning(monkeypatch: pyt
     extra = [w for w in got["warnings"] if w not in plain["warnings"]]
     assert len(extra) == 1 and "cannot create a temporary file for idle connections (Permission denied)" in extra[0]
     assert got["tables"] == plain["tables"]
+
+
+def test_workers_that_spill_give_the_tables_of_one_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """--jobs workers evict too (forked, they inherit the patched thresholds); the rows they send back,
+    and the 4-tuple summaries that decide whether files must be joined, are unchanged by it."""
+    from test_parallel import _independent_samples, _same, _split_pcap
+
+    import analyzer.parallel as parallel
+
+    files = _independent_samples()
+    root = SAMPLES / "gen" / "pki" / "root.pem"
+    seq = analyze(files, ca_bundle=[root])
+    cut_a, cut_b = tmp_path / "morning.pcap", tmp_path / "evening.pcap"
+    _split_pcap(SAMPLES / "cert-expired.pcap", cut_a, cut_b, at=9)  # a connection crosses the two files
+    whole = analyze(SAMPLES / "cert-expired.pcap")
+    _evict_everything(monkeypatch)
+    monkeypatch.setattr(spill, "IDLE_MIN_NS", -1)  # even the latest connection leaves after each block
+    log = tmp_path / "puts"
+    put = spill.FlowStore.put
+
+    def logged_put(self: spill.FlowStore, flow: Any, findable: bool) -> None:  # counted across processes
+        with open(log, "ab") as fh:
+            fh.write(b".")
+        put(self, flow, findable)
+
+    monkeypatch.setattr(spill.FlowStore, "put", logged_put)
+    used = []
+    finish = parallel.Parallel.finish
+    monkeypatch.setattr(parallel.Parallel, "finish", lambda self, *a: used.append(1) or finish(self, *a))
+    par = analyze(files, ca_bundle=[root], jobs=2)
+    assert used == [1] and log.stat().st_size > 500  # the worker path, and its workers evicted
+    _same(seq, par)
+    stitched = analyze([cut_a, cut_b], jobs=2)
+    cols = ["conn_id", "outcome", "failure_cause", "alert"]
+    pd.testing.assert_frame_equal(whole.handshakes[cols], stitched.handshakes[cols])

@@ -198,6 +198,18 @@ class Flow:
             self.watcher,
         ) = values
 
+    def head(self) -> tuple[bool, int | None]:
+        """How this connection began: with a bare SYN as its very first packet (same frame, not just the
+        same time), and that SYN's sequence number; what decides whether it continues a connection of
+        an earlier file (analyzer/scan.py)."""
+        first_is_syn = bool(self.events) and self.events[0][1] == self.first_frame and self.events[0][3] == "syn"
+        return first_is_syn and self.syn_ts == self.first_ts, self.syn_seq
+
+    def tail(self) -> tuple[int | None, bool]:
+        """How this connection was left: its SYN's sequence number, and whether it closed or carried data."""
+        used = self.closed or self.first_payload[0] is not None or self.first_payload[1] is not None
+        return self.syn_seq, used
+
     # ------------------------------------------------------------------ roles
 
     @property
