@@ -7,8 +7,9 @@ one flow table). Three rounds, each a message per group, answered as soon as the
 1. scan: the packet pass; the worker keeps the connections (idle ones in its own spill file,
    analyzer/spill.py) and answers with the group's summary
    (warnings, times, which 4-tuples begin and end how). The parent checks, as scan_files does,
-   that no connection continues from one group into another; if one does (or a pcapng secrets
-   block turns up) the workers stop and the analysis runs the one-process way.
+   that no connection continues from one group into another; if one does, the workers stop and
+   the pass runs again with those groups joined (once one group is left, or a pcapng secrets
+   block turns up, the analysis reads the files in one process, spilling as usual).
 2. judge: with the capture's end time, the worker wraps its connections up, judges the certificate
    chains they carried, and answers with what the other groups need: what each server agreed to,
    every visible chain verdict per server (for TLS 1.3 connections whose chain is hidden).
@@ -158,11 +159,40 @@ class Parallel:
         jobs: int,
         progress: Callable[[int, int], None] | None,
         details: bool,
-    ) -> Parallel | None:
-        """Start the workers and run the packet pass; None when this analysis must run in one process."""
+    ) -> tuple[Parallel | None, list[list[int]]]:
+        """Start the workers and run the packet pass over independent groups of files. When groups turn
+        out to share a connection they are joined and the pass runs again with the joined groups,
+        until the groups are independent (the workers then hold them: returned) or one group is left
+        (None and that group: the caller reads it in one process, spilling as usual). None and the
+        planned groups off Linux (no fork)."""
         groups = plan_groups(files)
-        if len(groups) < 2 or sys.platform != "linux":
-            return None
+        if sys.platform != "linux":
+            return None, groups
+        while len(groups) > 1:
+            par = cls._scan(files, groups, sizes, ports, log, trust, jobs, progress, details)
+            if any(s.had_secrets for s in par.scans):
+                par.stop()  # secrets apply to the files after them: one flow table
+                return None, [list(range(len(files)))]
+            joined = merge_overlapping(par.scans)
+            if joined is None:
+                return par, groups
+            par.stop()  # a connection crosses groups: join them and read again
+            groups = joined
+        return None, groups
+
+    @classmethod
+    def _scan(
+        cls,
+        files: Sequence[str],
+        groups: list[list[int]],
+        sizes: Sequence[int],
+        ports: frozenset[int],
+        log: KeyLog | None,
+        trust: TrustSettings,
+        jobs: int,
+        progress: Callable[[int, int], None] | None,
+        details: bool,
+    ) -> Parallel:
         ctx = multiprocessing.get_context("fork")
         n = min(jobs, len(groups))
         # largest groups first, each to the least loaded worker
@@ -194,9 +224,6 @@ class Parallel:
             par.stop()
             raise
         par.scans = [scans[g] for g in range(len(groups))]
-        if any(s.had_secrets for s in par.scans) or merge_overlapping(par.scans) is not None:
-            par.stop()  # a connection crosses groups, or secrets apply across files: one flow table
-            return None
         return par
 
     def _round(self, messages: list[tuple[int, tuple[Any, ...]]]) -> list[tuple[int, Any]]:
