@@ -137,6 +137,10 @@ class FlowStore:
         self._hashes = np.empty(0, np.int64)
         self._hash_records = np.empty(0, np.int64)
         self._recent: dict[int, list[int]] = {}
+        # 4-tuple hashes are salted per run: a capture cannot be crafted so that many connections share
+        # one (Python's hash of a tuple of ints can be inverted), which would make every lookup slow.
+        # Only where a record is looked up depends on it, never a result.
+        self._salt = int.from_bytes(os.urandom(8), "big")
         self._filter = bytearray(1 << FILTER_BITS)  # set for every findable hash ever put (never cleared)
 
     def __len__(self) -> int:
@@ -161,7 +165,7 @@ class FlowStore:
         if len(self._tail) >= WRITE_BUFFER and self.problem is None:
             self._flush()
         if findable:
-            h = hash(flow.key)
+            h = hash((self._salt, flow.key))
             self._filter[h & FILTER_MASK] = 1
             self._recent.setdefault(h, []).append(i)
             if len(self._recent) > max(4096, min(len(self._hashes) // 8, 65536)):
@@ -221,7 +225,7 @@ class FlowStore:
 
     def take(self, key: tuple[int, ...]) -> Flow | None:
         """The evicted connection on this 4-tuple, out of the store (a packet for it arrived), or None."""
-        h = hash(key)
+        h = hash((self._salt, key))
         if not self._filter[h & FILTER_MASK]:
             return None
         candidates = list(self._recent.get(h, ()))
