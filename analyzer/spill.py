@@ -40,6 +40,19 @@ IDLE_MIN_NS = 10**9  # a connection with a packet this recently (capture time) i
 WRITE_BUFFER = 1 << 20
 MARSHAL, PICKLE = b"M", b"P"
 _write = os.write  # a name of its own, so that the tests can make the disk fill up
+
+
+def _pread(fd: int, length: int, at: int) -> bytes:
+    """os.pread where it exists (POSIX); elsewhere seek, read, and go back to the end for the writes."""
+    if hasattr(os, "pread"):
+        return os.pread(fd, length, at)
+    os.lseek(fd, at, os.SEEK_SET)
+    try:
+        return os.read(fd, length)
+    finally:
+        os.lseek(fd, 0, os.SEEK_END)
+
+
 FILTER_BITS = 23  # a byte per 4-tuple hash slot (8 MiB): most lookups of a new 4-tuple end there
 FILTER_MASK = (1 << FILTER_BITS) - 1
 
@@ -206,7 +219,7 @@ class FlowStore:
         if at >= self._written:  # still (or, after a write failure, for good) in memory
             return bytes(self._tail[at - self._written : at - self._written + length])
         on_disk = min(length, self._written - at)  # a partial write can leave a record's end in memory
-        data = os.pread(self._fd, on_disk, at) + bytes(self._tail[: length - on_disk])
+        data = _pread(self._fd, on_disk, at) + bytes(self._tail[: length - on_disk])
         if len(data) != length:
             raise OSError(f"temporary file of evicted connections is short (record {i})")
         return data

@@ -195,3 +195,13 @@ def test_workers_that_spill_give_the_tables_of_one_process(monkeypatch: pytest.M
     stitched = analyze([cut_a, cut_b], jobs=2)
     cols = ["conn_id", "outcome", "failure_cause", "alert"]
     pd.testing.assert_frame_equal(whole.handshakes[cols], stitched.handshakes[cols])
+
+
+def test_without_pread_the_records_are_read_by_seeking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Windows has no os.pread: the fallback must read the same records and keep appending at the end."""
+    path = str(SAMPLES / "workload-mixed.pcap")
+    plain = _plain(path, None)
+    _evict_everything(monkeypatch)
+    monkeypatch.setattr(spill, "WRITE_BUFFER", 4096)  # written (and read back) in small pieces
+    monkeypatch.delattr(os, "pread")
+    assert _plain(path, None) == plain
