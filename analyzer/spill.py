@@ -26,11 +26,13 @@ import pickle
 import tempfile
 from array import array
 from collections.abc import Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from analyzer.tcp.flow import Flow
+from analyzer.tls.observer import RecordSeen
 
 if TYPE_CHECKING:
     from analyzer.tls.observer import KeyRing
@@ -94,6 +96,9 @@ def survey_part(flow: Flow) -> bytes:
     return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
 
 
+_as_record = partial(tuple.__new__, RecordSeen)  # a plain tuple back to a RecordSeen, without a Python call
+
+
 def encode(flow: Flow, keys: KeyRing) -> bytes:
     values = flow.state()
     if (
@@ -108,13 +113,18 @@ def encode(flow: Flow, keys: KeyRing) -> bytes:
         except ValueError:  # a value marshal does not know: pickle it
             pass
     obs = flow.obs
+    records = None
     if obs is not None:
         obs.keys = None  # the key ring is shared by every connection: given back by decode()
+        # named tuples pickle through a Python-level call each (a third of the time for a TLS
+        # connection's ~10 handshake records); plain tuples do not. decode() names them again.
+        records, obs.records = obs.records, [tuple(r) for r in obs.records]  # type: ignore[misc]
     try:
         return PICKLE + pickle.dumps(values, protocol=pickle.HIGHEST_PROTOCOL)
     finally:
         if obs is not None:
             obs.keys = keys
+            obs.records = records  # type: ignore[assignment]
 
 
 def decode(record: bytes, keys: KeyRing, tls_ports: frozenset[int]) -> Flow:
@@ -124,6 +134,7 @@ def decode(record: bytes, keys: KeyRing, tls_ports: frozenset[int]) -> Flow:
     flow.restore(values)
     if flow.obs is not None:
         flow.obs.keys = keys
+        flow.obs.records = list(map(_as_record, flow.obs.records))
     return flow
 
 
