@@ -33,6 +33,7 @@ outputs:
       enabled: yes
       filetype: regular
       filename: eve.json
+      append: no
       types:
         - tls:
             extended: yes
@@ -147,12 +148,40 @@ def timed(argv: list[str], stdout: Path, cwd: Path) -> tuple[float, float, int, 
     return wall, ru.ru_maxrss / 1024, p.returncode, " | ".join(tail)
 
 
+BACKPORTS = Path("/etc/apt/sources.list.d/tls-analyzer-bench-backports.sources")
+
+
+def _backports_suite() -> str | None:
+    """Debian 12 has Suricata only in bookworm-backports: add that suite (once) and name it."""
+    try:
+        release = dict(line.split("=", 1) for line in Path("/etc/os-release").read_text().splitlines() if "=" in line)
+    except OSError:
+        return None
+    codename = release.get("VERSION_CODENAME", "").strip('"')
+    if release.get("ID", "").strip('"') != "debian" or not codename:
+        return None
+    suite = f"{codename}-backports"
+    if not BACKPORTS.exists():
+        BACKPORTS.write_text(
+            f"Types: deb\nURIs: http://deb.debian.org/debian\nSuites: {suite}\nComponents: main\n"
+            "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
+        )
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True)
+    return suite
+
+
 def apt_install(tool: str) -> str:
-    """apt-get install the Debian package of `tool`; '' on success, else the reason."""
+    """apt-get install the Debian package of `tool` (Suricata from Debian backports); '' on success,
+    else the reason."""
     if os.geteuid() != 0:
         return "not installed (apt-get needs root)"
+    cmd = ["apt-get", "install", "-y", "-qq", PEER_PACKAGES[tool]]
+    if tool == "suricata":
+        suite = _backports_suite()
+        if suite is not None:
+            cmd[2:2] = ["-t", suite]
     r = subprocess.run(
-        ["apt-get", "install", "-y", "-qq", PEER_PACKAGES[tool]],
+        cmd,
         env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"),
         capture_output=True,
         text=True,
