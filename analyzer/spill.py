@@ -4,13 +4,14 @@ when a packet for them turns up, and read back in row order at the end.
 Why: a capture's connections are diagnosed only once the whole capture has been read (server
 profiles, chain verdicts seen elsewhere and the capture's end are needed), so every connection used
 to stay in memory until the end: ~9 KB each, 389 MiB at 2 GB, 3.7 GB for a million short flows.
-Now, once the flow table holds more than EVICT_MIN connections, the least recently active ones (closed
-ones first; never one with a packet in the last second of capture time, never the wall clock) become
-compact records in an unlinked temporary file (in ``$TMPDIR``) until the table is half that size,
-with a few numbers per connection left in memory (where the record is, its row-order key, a hash of
-its 4-tuple). The table then holds the active connections and at most EVICT_MIN others. Nothing about the analysis changes: a packet for an evicted connection
-brings it back into the table exactly as it was, so the results are those of a run that never
-evicts (tests/test_spill.py compares every sample both ways).
+Now, once the flow table holds more than EVICT_MIN connections, the least recently active ones
+(closed ones first; never one with a packet in the last second of capture time, never the wall
+clock) become compact records in an unlinked temporary file (in ``$TMPDIR``) until the table is half
+that size, with a few numbers per connection left in memory (where the record is, its row-order
+key, a hash of its 4-tuple). The table then holds the active connections and at most EVICT_MIN
+others. Nothing about the analysis changes: a packet for an evicted connection brings it back into
+the table exactly as it was, so the results are those of a run that never evicts
+(tests/test_spill.py compares every sample both ways).
 
 Records: the flow's state (analyzer.tcp.flow.FLOW_STATE) as a ``marshal`` tuple when it holds only
 numbers, strings and bytes (TCP-only flows, most of a SYN flood or a scan; ~1 us to write), as a
