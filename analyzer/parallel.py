@@ -168,8 +168,9 @@ class Parallel:
         groups = plan_groups(files)
         if sys.platform != "linux":
             return None, groups
+        serve_args = (list(files), ports, log, trust, details)  # what each worker's loop (_serve) is given
         while len(groups) > 1:
-            par = cls._scan(files, groups, sizes, ports, log, trust, jobs, progress, details)
+            par = cls._scan(serve_args, groups, sizes, jobs, progress)
             if any(s.had_secrets for s in par.scans):
                 par.stop()  # secrets apply to the files after them: one flow table
                 return None, [list(range(len(files)))]
@@ -183,16 +184,13 @@ class Parallel:
     @classmethod
     def _scan(
         cls,
-        files: Sequence[str],
+        serve_args: tuple[Any, ...],
         groups: list[list[int]],
         sizes: Sequence[int],
-        ports: frozenset[int],
-        log: KeyLog | None,
-        trust: TrustSettings,
         jobs: int,
         progress: Callable[[int, int], None] | None,
-        details: bool,
     ) -> Parallel:
+        """Fork the workers, hand each its groups, and run round 1 (the packet pass)."""
         ctx = multiprocessing.get_context("fork")
         n = min(jobs, len(groups))
         # largest groups first, each to the least loaded worker
@@ -206,7 +204,7 @@ class Parallel:
         procs: list[Any] = []
         for _ in range(n):
             parent_end, child_end = ctx.Pipe()
-            p = ctx.Process(target=_serve, args=(child_end, list(files), ports, log, trust, details), daemon=True)
+            p = ctx.Process(target=_serve, args=(child_end, *serve_args), daemon=True)
             p.start()
             child_end.close()
             conns.append(parent_end)
