@@ -14,7 +14,7 @@ from analyzer.diagnose.rules import Verdict
 from analyzer.errors import CaptureError
 from analyzer.packets import SkimStats
 from analyzer.result import AnalysisResult
-from analyzer.scan import Scan, scan_files, scan_group
+from analyzer.scan import Scan, merged_errors, scan_files, scan_group
 from analyzer.stages import diagnose, in_order, profiles, survey, wrap_up
 from analyzer.tables import TableBuilder
 from analyzer.tcp.flow import DEFAULT_TLS_PORTS, Flow
@@ -148,7 +148,7 @@ def _analyze(
         r.close()
     par = None
     scans: list[Scan] = []
-    if jobs > 1 and len(files) > 1:
+    if jobs > 1:
         from analyzer.parallel import Parallel
 
         par, groups = Parallel.start(files, sizes, ports, log, trust, jobs, progress, details)
@@ -160,7 +160,7 @@ def _analyze(
         scans = scan_files(files, sizes, ports, log, jobs, progress)
     # merged in file order, as a sequential run would have met them
     warnings.extend(m for _, m in sorted((w for s in scans for w in s.warnings), key=lambda w: w[0]))
-    errors = [m for _, m in sorted((e for s in scans for e in s.errors), key=lambda e: e[0])]
+    errors = merged_errors(scans)
     st = SkimStats.merged([s.stats for s in sorted(scans, key=lambda s: s.files[0])])
     firsts = [s.first_ts for s in scans if s.first_ts is not None]
     lasts = [s.last_ts for s in scans if s.last_ts is not None]

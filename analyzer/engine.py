@@ -20,8 +20,13 @@ CTRL = SYN | FIN | RST
 class Engine:
     """Holds the flow table across blocks (and across the files of one analysis)."""
 
-    def __init__(self, tls_ports: frozenset[int] = DEFAULT_TLS_PORTS, spill: bool = False) -> None:
+    def __init__(
+        self, tls_ports: frozenset[int] = DEFAULT_TLS_PORTS, spill: bool = False, shard: tuple[int, int] | None = None
+    ) -> None:
         self.tls_ports = tls_ports
+        # shard (k, n): only the connections whose 4-tuple hash is k modulo n (--jobs splitting one
+        # capture between n processes, analyzer/parallel.py); every packet is still skimmed
+        self.shard = shard
         self.flows: dict[tuple[int, ...], Flow] = {}
         self.retired: list[Flow] = []
         # spill: idle connections leave the table for a temporary file (analyzer/spill.py) once it is
@@ -37,7 +42,7 @@ class Engine:
         ) = None
         self.stats = SkimStats()
         self.file_index = 0
-        self.errors: list[str] = []
+        self.errors: list[tuple[int, str]] = []  # (frame, message); frame -1: not about one frame
         self.keys = KeyRing()  # key log (files and pcapng secrets blocks), shared with every connection
 
     def process(self, blk: FrameBlock) -> None:
@@ -58,7 +63,10 @@ class Engine:
         starts = starts_np.tolist()
         flows = self.flows
         store = self.store
+        shard = self.shard
         for g, key in enumerate(cols.keys):
+            if shard is not None and hash(key) % shard[1] != shard[0]:
+                continue  # another process' connection
             flow = flows.get(key)
             if flow is None and store is not None:
                 flow = store.take(key)  # a packet for an evicted connection: it comes back as it was
@@ -100,8 +108,11 @@ class Engine:
                     except OSError as exc:  # no usable $TMPDIR: everything stays in memory, as before
                         self.spill = False
                         self.errors.append(
-                            f"cannot create a temporary file for idle connections ({exc.strerror or exc}); "
-                            "all connections stay in memory"
+                            (
+                                -1,
+                                f"cannot create a temporary file for idle connections ({exc.strerror or exc}); "
+                                "all connections stay in memory",
+                            )
                         )
                         return
                 for old in self.retired:
@@ -186,7 +197,10 @@ class Engine:
                         flow.payload(d, seqs[j], payload, wl, tss[j], frames[j])
                     except Exception as exc:  # a parser bug costs this flow its deep view, not the analysis
                         self.errors.append(
-                            f"frame {frames[j]}: internal error in TLS parsing ({type(exc).__name__}: {exc}); connection no longer parsed"
+                            (
+                                frames[j],
+                                f"frame {frames[j]}: internal error in TLS parsing ({type(exc).__name__}: {exc}); connection no longer parsed",
+                            )
                         )
                         flow.stop_deep()
                 j += 1

@@ -1,15 +1,17 @@
 """--jobs N: worker processes that keep their files' connections between rounds, so that only summaries
 and finished rows cross process boundaries (shipping connection state back costs more than reading it).
 
-Each worker owns some groups of files (analyzer/scan.py: a group is a rotated series read through
-one flow table). Three rounds, each a message per group, answered as soon as the group is done:
+Each worker owns some units: groups of files (analyzer/scan.py: a group is a rotated series read
+through one flow table) or, when there is a single group (one capture), a shard of it: every worker
+reads the whole group and keeps the connections whose 4-tuple hash falls in its shard (Engine.shard).
+Three rounds, each a message per unit, answered as soon as the unit is done:
 
 1. scan: the packet pass; the worker keeps the connections (idle ones in its own spill file,
-   analyzer/spill.py) and answers with the group's summary
+   analyzer/spill.py) and answers with the unit's summary
    (warnings, times, which 4-tuples begin and end how). The parent checks, as scan_files does,
    that no connection continues from one group into another; if one does, the workers stop and
-   the pass runs again with those groups joined (once one group is left, or a pcapng secrets
-   block turns up, the analysis reads the files in one process, spilling as usual).
+   the pass runs again with those groups joined. Once one group is left (or a pcapng secrets
+   block turns up: its keys apply to the files after it), that group is split into shards.
 2. judge: with the capture's end time, the worker wraps its connections up, judges the certificate
    chains they carried, and answers with what the other groups need: what each server agreed to,
    every visible chain verdict per server (for TLS 1.3 connections whose chain is hidden).
@@ -78,7 +80,10 @@ def _serve(
             try:
                 if cmd == "scan":
                     idx: list[int] = msg[2]
-                    scan = scan_group([files[i] for i in idx], idx, ports, log, summarise=True, spill=True)
+                    shard: tuple[int, int] | None = msg[3]
+                    paths = [files[i] for i in idx]
+                    # a shard of one group needs no 4-tuple summary: no other group can share its connections
+                    scan = scan_group(paths, idx, ports, log, summarise=shard is None, spill=True, shard=shard)
                     flows_of[g], scan.flows = scan.flows, []
                     stores_of[g], scan.store = scan.store, None
                     conn.send(("ok", g, scan))
@@ -103,7 +108,8 @@ def _serve(
                     end, kept = kept_of.pop(g)
                     try:
                         pairs = in_order(flows_of.pop(g), evidence_of.pop(g), store, end, kept)
-                        conn.send(("ok", g, _rows(pairs, msg[2], ports, trust, names, details)))
+                        rows = _rows(pairs, msg[2], ports, trust, names, details)
+                        conn.send(("ok", g, (*rows, store.problem if store is not None else None)))
                     finally:
                         if store is not None:
                             store.close()
@@ -166,40 +172,48 @@ class Parallel:
         (None and that group: the caller reads it in one process, spilling as usual). None and the
         planned groups off Linux (no fork)."""
         groups = plan_groups(files)
-        if sys.platform != "linux":
+        if sys.platform != "linux" or jobs < 2:
             return None, groups
         serve_args = (list(files), ports, log, trust, details)  # what each worker's loop (_serve) is given
         while len(groups) > 1:
-            par = cls._scan(serve_args, groups, sizes, jobs, progress)
+            par = cls._scan(serve_args, [(g, None) for g in groups], sizes, jobs, progress)
             if any(s.had_secrets for s in par.scans):
                 par.stop()  # secrets apply to the files after them: one flow table
-                return None, [list(range(len(files)))]
+                groups = [list(range(len(files)))]
+                break
             joined = merge_overlapping(par.scans)
             if joined is None:
                 return par, groups
             par.stop()  # a connection crosses groups: join them and read again
             groups = joined
-        return None, groups
+        # One group (one capture, one rotated series, or files that share connections): every worker
+        # reads all of it and keeps the connections of its own shard of 4-tuples. A connection's packets
+        # all have its 4-tuple, so each shard holds whole connections and nothing is stitched between
+        # them; what crosses connections (server profiles, chain verdicts) is merged as for groups.
+        shards = [(groups[0], (k, jobs)) for k in range(jobs)]
+        return cls._scan(serve_args, shards, sizes, jobs, progress), groups
 
     @classmethod
     def _scan(
         cls,
         serve_args: tuple[Any, ...],
-        groups: list[list[int]],
+        units: Sequence[tuple[list[int], tuple[int, int] | None]],
         sizes: Sequence[int],
         jobs: int,
         progress: Callable[[int, int], None] | None,
     ) -> Parallel:
-        """Fork the workers, hand each its groups, and run round 1 (the packet pass)."""
+        """Fork the workers, hand each its units (a group of files, or a shard of one: Engine.shard),
+        and run round 1 (the packet pass)."""
         ctx = multiprocessing.get_context("fork")
-        n = min(jobs, len(groups))
-        # largest groups first, each to the least loaded worker
+        n = min(jobs, len(units))
+        size = [sum(sizes[i] for i in group) for group, _shard in units]
+        # largest units first, each to the least loaded worker
         load = [0] * n
-        owner = [0] * len(groups)
-        for g in sorted(range(len(groups)), key=lambda g: -sum(sizes[i] for i in groups[g])):
+        owner = [0] * len(units)
+        for g in sorted(range(len(units)), key=lambda g: -size[g]):
             w = load.index(min(load))
             owner[g] = w
-            load[w] += sum(sizes[i] for i in groups[g])
+            load[w] += size[g]
         conns: list[Connection] = []
         procs: list[Any] = []
         for _ in range(n):
@@ -210,18 +224,19 @@ class Parallel:
             conns.append(parent_end)
             procs.append(p)
         par = cls(conns, procs, owner, [])
-        total, done = sum(sizes), 0
+        total, done = sum(size), 0
         scans: dict[int, Scan] = {}
         try:
-            for g, scan in par._round([(owner[g], ("scan", g, group)) for g, group in enumerate(groups)]):
+            messages = [(owner[g], ("scan", g, group, shard)) for g, (group, shard) in enumerate(units)]
+            for g, scan in par._round(messages):
                 scans[g] = scan
-                done += sum(sizes[i] for i in groups[g])
+                done += size[g]
                 if progress:
                     progress(done, total)
         except BaseException:
             par.stop()
             raise
-        par.scans = [scans[g] for g in range(len(groups))]
+        par.scans = [scans[g] for g in range(len(units))]
         return par
 
     def _round(self, messages: list[tuple[int, tuple[Any, ...]]]) -> list[tuple[int, Any]]:
@@ -305,7 +320,10 @@ class Parallel:
             bundles: list[Bundle] = []
             cert_seen: CertSeen = {}
             first_seen: dict[str, tuple[Order, int]] = {}
-            for _g, (g_bundles, g_cert_seen, g_first_seen) in sorted(answers, key=lambda a: a[0]):
+            problems: list[str] = []
+            for _g, (g_bundles, g_cert_seen, g_first_seen, g_problem) in sorted(answers, key=lambda a: a[0]):
+                if g_problem is not None and g_problem not in problems:
+                    problems.append(g_problem)
                 bundles.extend(g_bundles)
                 for sha, (der, first, last, count) in g_cert_seen.items():
                     old = cert_seen.get(sha)
@@ -330,6 +348,7 @@ class Parallel:
                 al.extend(b_al)
                 ev.extend(b_ev)
                 ch.extend(b_ch)
+            warnings.extend(problems)  # a spill file that could not be written (api.py adds it last too)
             tables = TableBuilder.from_rows(hs, al, ev, ch)
             if cert_seen:
                 ordered = {sha: cert_seen[sha] for sha in sorted(cert_seen, key=lambda s: first_seen[s])}

@@ -41,7 +41,7 @@ class Scan:
     files: list[int]  # indexes into the analysis' file list
     flows: list[Flow]
     stats: SkimStats
-    errors: list[tuple[int, str]]  # (file index, message): merged in file order
+    errors: list[tuple[int, int, str]]  # (file index, frame, message): merged in that order
     warnings: list[tuple[int, str]]
     first_ts: int | None
     last_ts: int | None
@@ -75,18 +75,22 @@ def scan_group(
     total: int = 0,
     summarise: bool = False,
     spill: bool | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> Scan:
     """The packet pass over one group of files, in order, through one flow table; ``summarise``
     fills ``heads``/``tails`` (needed only to decide whether groups must be joined). ``spill``: idle
     connections may go to a temporary file (``Scan.store``, analyzer/spill.py); by default only when
     not summarised, since a summarised scan sent to another process must carry all its flows (a
-    --jobs worker that keeps its connections asks for it)."""
-    engine = Engine(ports, spill=not summarise if spill is None else spill)
+    --jobs worker that keeps its connections asks for it). ``shard`` (k, n): only the connections
+    whose 4-tuple hash is k modulo n (Engine.shard); what concerns the files rather than connections
+    (file warnings, the counts of skipped frames) is reported by shard 0 alone."""
+    engine = Engine(ports, spill=not summarise if spill is None else spill, shard=shard)
+    lead = shard is None or shard[0] == 0
     if summarise:
         engine.ends = ({}, {})
     engine.keys.log = log
     warnings: list[tuple[int, str]] = []
-    errors: list[tuple[int, str]] = []
+    errors: list[tuple[int, int, str]] = []
     first_ts: int | None = None
     last_ts: int | None = None
     had_secrets = False
@@ -111,8 +115,9 @@ def scan_group(
             for lt in info.linktypes
             if lt not in LINKTYPE_NAMES
         )
-        warnings.extend((i, n) for n in notes)
-        errors.extend((i, e) for e in engine.errors)
+        if lead:
+            warnings.extend((i, n) for n in notes)
+        errors.extend((i, frame, e) for frame, e in engine.errors)
         engine.errors.clear()
         if info.first_ts_ns is not None:
             first_ts = info.first_ts_ns if first_ts is None else min(first_ts, info.first_ts_ns)
@@ -126,8 +131,32 @@ def scan_group(
             heads[f.key] = f.head()
         tails[f.key] = f.tail()
     return Scan(
-        list(indexes), flows, engine.stats, errors, warnings, first_ts, last_ts, heads, tails, had_secrets, engine.store
+        list(indexes),
+        flows,
+        engine.stats if lead else SkimStats(),
+        errors,
+        warnings,
+        first_ts,
+        last_ts,
+        heads,
+        tails,
+        had_secrets,
+        engine.store,
     )
+
+
+def merged_errors(scans: Sequence[Scan]) -> list[str]:
+    """The scans' errors by file and frame, as one pass over the files meets them; a message about no
+    particular frame (frame -1) that several shards of one capture report is given once."""
+    out: list[str] = []
+    general: set[str] = set()
+    for _i, frame, message in sorted((e for s in scans for e in s.errors), key=lambda e: e[:2]):
+        if frame < 0:
+            if message in general:
+                continue
+            general.add(message)
+        out.append(message)
+    return out
 
 
 def _starts_anew(tail: tuple[int | None, bool], head: tuple[bool, int | None]) -> bool:

@@ -10,7 +10,7 @@ import pytest
 
 from analyzer import analyze
 from analyzer.cli import main
-from analyzer.scan import expand_captures, plan_groups, scan_files
+from analyzer.scan import expand_captures, plan_groups, scan_files, scan_group
 from analyzer.tcp.flow import DEFAULT_TLS_PORTS
 
 SAMPLES = pathlib.Path(__file__).resolve().parent.parent / "samples"
@@ -196,3 +196,68 @@ def test_a_failing_worker_stops_the_analysis_with_its_error(monkeypatch: pytest.
     monkeypatch.setattr(parallel, "survey", broken)  # the workers are forked: they inherit it
     with pytest.raises(parallel.WorkerError, match="injected"):
         analyze(files, jobs=2)
+
+
+def test_shards_of_one_capture_partition_its_connections() -> None:
+    """Engine.shard: each connection (4-tuple and first frame) is in exactly one shard, whole."""
+    path = SAMPLES / "workload-mixed.pcap"
+    whole = scan_group([str(path)], [0], DEFAULT_TLS_PORTS, None, spill=False)
+    parts = [scan_group([str(path)], [0], DEFAULT_TLS_PORTS, None, spill=False, shard=(k, 3)) for k in range(3)]
+    ids = [{(f.key, f.first_frame, sum(f.pkts)) for f in p.flows} for p in parts]
+    assert all(len(i) > 100 for i in ids)
+    assert not (ids[0] & ids[1]) and not (ids[0] & ids[2]) and not (ids[1] & ids[2])
+    assert ids[0] | ids[1] | ids[2] == {(f.key, f.first_frame, sum(f.pkts)) for f in whole.flows}
+    # what concerns the file rather than connections is counted by shard 0 alone
+    assert parts[0].stats.frames == whole.stats.frames and parts[1].stats.frames == 0
+
+
+def test_one_capture_split_between_workers_equals_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--jobs on a single capture: every worker reads it and keeps its shard of the connections; every
+    sample, with its key log and the CA bundle, gives the tables and warnings of one pass."""
+    import analyzer.parallel as parallel
+
+    root = SAMPLES / "gen" / "pki" / "root.pem"
+    cases = [(p, SAMPLES / "keylogs" / (p.name.split(".")[0] + ".keys")) for p in sorted(SAMPLES.glob("*.pcap*"))]
+    used = []
+    finish = parallel.Parallel.finish
+    monkeypatch.setattr(parallel.Parallel, "finish", lambda self, *a: used.append(1) or finish(self, *a))
+    rows = 0
+    for path, keys in cases:
+        log = keys if keys.exists() else None
+        seq = analyze(path, ca_bundle=[root], keylog=log)
+        par = analyze(path, ca_bundle=[root], keylog=log, jobs=2)
+        _same(seq, par)
+        rows += len(par.handshakes)
+    assert len(used) == len(cases) > 50 and rows > 400  # really the worker path each time
+
+
+def test_a_damaged_capture_split_between_workers_warns_once(tmp_path: pathlib.Path) -> None:
+    """A file's own warnings (here: cut off inside a record) come from one shard, not from each."""
+    data = (SAMPLES / "workload-mixed.pcap").read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[: len(data) - 7])
+    seq, par = analyze(cut), analyze(cut, jobs=3)
+    _same(seq, par)
+    assert len([w for w in par.warnings if "truncated" in w]) == 1, par.warnings
+
+
+def test_cli_one_capture_with_jobs_writes_the_same_csv(tmp_path: pathlib.Path) -> None:
+    path = str(SAMPLES / "workload-mixed.pcap")
+    root = str(SAMPLES / "gen" / "pki" / "root.pem")
+    one, three = tmp_path / "one.csv", tmp_path / "three.csv"
+    assert main(["analyze", path, "--ca-bundle", root, "--format", "csv", "-o", str(one)]) == 0
+    assert main(["analyze", path, "--ca-bundle", root, "--format", "csv", "-o", str(three), "--jobs", "3"]) == 0
+    assert one.read_bytes() == three.read_bytes() and one.read_text().count("\n") > 800
+
+
+def test_errors_of_shards_merge_in_frame_order() -> None:
+    from analyzer.packets import SkimStats
+    from analyzer.scan import Scan, merged_errors
+
+    def scan(errors: list[tuple[int, int, str]]) -> Scan:
+        return Scan([0], [], SkimStats(), errors, [], None, None)
+
+    general = "cannot create a temporary file for idle connections (Permission denied); all connections stay in memory"
+    a = scan([(0, -1, general), (0, 7, "frame 7: a"), (1, 3, "frame 3: c")])
+    b = scan([(0, -1, general), (0, 5, "frame 5: b"), (1, 9, "frame 9: d")])
+    assert merged_errors([a, b]) == [general, "frame 5: b", "frame 7: a", "frame 3: c", "frame 9: d"]

@@ -175,6 +175,8 @@ def test_workers_that_spill_give_the_tables_of_one_process(monkeypatch: pytest.M
     cut_a, cut_b = tmp_path / "morning.pcap", tmp_path / "evening.pcap"
     _split_pcap(SAMPLES / "cert-expired.pcap", cut_a, cut_b, at=9)  # a connection crosses the two files
     whole = analyze(SAMPLES / "cert-expired.pcap")
+    one = SAMPLES / "workload-mixed.pcap"  # a single capture: the workers split its connections
+    seq_one = analyze(one, ca_bundle=[root])
     _evict_everything(monkeypatch)
     monkeypatch.setattr(spill, "IDLE_MIN_NS", -1)  # even the latest connection leaves after each block
     log = tmp_path / "puts"
@@ -195,6 +197,9 @@ def test_workers_that_spill_give_the_tables_of_one_process(monkeypatch: pytest.M
     stitched = analyze([cut_a, cut_b], jobs=2)
     cols = ["conn_id", "outcome", "failure_cause", "alert"]
     pd.testing.assert_frame_equal(whole.handshakes[cols], stitched.handshakes[cols])
+    before = log.stat().st_size
+    _same(seq_one, analyze(one, ca_bundle=[root], jobs=2))
+    assert log.stat().st_size - before > 500  # the shards evicted too
 
 
 def test_without_pread_the_records_are_read_by_seeking(monkeypatch: pytest.MonkeyPatch) -> None:
