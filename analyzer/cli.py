@@ -119,6 +119,9 @@ def _ports(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"not a comma-separated list of ports: {text!r}") from None
 
 
+JOBS_HELP = "N worker processes: independent files in parallel, one capture split by connection (0: one per core)"
+
+
 def _jobs(text: str) -> int:
     """N worker processes; 0 means one per CPU core."""
     try:
@@ -137,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument(
         "captures", nargs="+", metavar="CAPTURE", help="pcap / pcapng files (gzip or zstd ok), directories or globs"
     )
-    a.add_argument("--jobs", "-j", type=_jobs, default=1, metavar="N", help="N worker processes: independent files in parallel, or one capture split by connection (0: one per core)")
+    a.add_argument("--jobs", "-j", type=_jobs, default=1, metavar="N", help=JOBS_HELP)
     a.add_argument("--ca-bundle", action="append", default=[], metavar="PEM", help="extra trust anchors (repeatable)")
     a.add_argument(
         "--trust-store",
@@ -184,7 +187,7 @@ def _add_report_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     r.add_argument(
         "captures", nargs="+", metavar="CAPTURE", help="pcap / pcapng files (gzip or zstd ok), directories or globs"
     )
-    r.add_argument("--jobs", "-j", type=_jobs, default=1, metavar="N", help="N worker processes: independent files in parallel, or one capture split by connection (0: one per core)")
+    r.add_argument("--jobs", "-j", type=_jobs, default=1, metavar="N", help=JOBS_HELP)
     r.add_argument("--output", "-o", required=True, metavar="DIR", help="directory for the report (created)")
     r.add_argument("--title", help="report title (default: names the capture files)")
     _trust_options(r)
