@@ -27,10 +27,12 @@ falls back to the one-process path.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import multiprocessing
 import os
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
 Rows = list[tuple[object, ...]]
 Bundle = tuple[Order, Rows, Rows, Rows, Rows, list[str]]  # one connection's rows of the four tables, its warnings
 CertSeen = dict[str, tuple[bytes, int, int, int]]
+ROW_CHUNK = 2048  # connections' rows per message from a worker in round 3
 
 
 class WorkerError(RuntimeError):
@@ -108,8 +111,9 @@ def _serve(
                     end, kept = kept_of.pop(g)
                     try:
                         pairs = in_order(flows_of.pop(g), evidence_of.pop(g), store, end, kept)
-                        rows = _rows(pairs, msg[2], ports, trust, names, details)
-                        conn.send(("ok", g, (*rows, store.problem if store is not None else None)))
+                        part = lambda bundles, g=g: conn.send(("part", g, bundles))  # noqa: E731
+                        cert_seen, first_seen = _rows(pairs, msg[2], ports, trust, names, details, part)
+                        conn.send(("ok", g, (cert_seen, first_seen, store.problem if store is not None else None)))
                     finally:
                         if store is not None:
                             store.close()
@@ -128,7 +132,10 @@ def _rows(
     trust: TrustSettings,
     names: list[str],
     details: bool,
-) -> tuple[list[Bundle], CertSeen, dict[str, tuple[Order, int]]]:
+    send: Callable[[list[Bundle]], None],
+) -> tuple[CertSeen, dict[str, tuple[Order, int]]]:
+    """Diagnose a unit's connections; their rows go to ``send`` in row order, ROW_CHUNK connections at
+    a time, as they are built (a worker holds one chunk of rows, never all of them)."""
     servers, loaded, label, first_ns, seen = shared
     prepare = row_preparer(trust, loaded, label, first_ns, seen)
     builder = TableBuilder(names, details)
@@ -143,9 +150,14 @@ def _rows(
                 first_seen[sha] = (key, len(first_seen))  # in the connection's own order: leaf, then issuers
         bundles.append((key, *builder.drain_all(), warnings[:]))
         warnings.clear()
+        if len(bundles) >= ROW_CHUNK:
+            send(bundles[:])
+            bundles.clear()
 
     diagnose(pairs, servers, ports, builder, warnings, after, prepare)
-    return bundles, builder.cert_seen, first_seen
+    if bundles:
+        send(bundles)
+    return builder.cert_seen, first_seen
 
 
 class Parallel:
@@ -239,42 +251,71 @@ class Parallel:
         par.scans = [scans[g] for g in range(len(units))]
         return par
 
-    def _round(self, messages: list[tuple[int, tuple[Any, ...]]]) -> list[tuple[int, Any]]:
-        """Send (worker, message) pairs and gather the answers. The messages go out from a thread while
-        the answers are read here: a worker blocked sending a large answer must never wait on a parent
-        blocked sending it the next message (both pipes full)."""
+    @contextlib.contextmanager
+    def _sending(self, messages: list[tuple[int, tuple[Any, ...]]]) -> Iterator[None]:
+        """Send (worker, message) pairs from a thread while the caller reads the answers: a worker
+        blocked sending a large answer must never wait on a parent blocked sending it the next message
+        (both pipes full)."""
         failure: list[BaseException] = []
 
         def send_all() -> None:
             try:
                 for w, msg in messages:
                     self.conns[w].send(msg)
-            except BaseException as exc:  # the reader below reports the worker's own error first
+            except BaseException as exc:  # the reader reports the worker's own error first
                 failure.append(exc)
 
         sender = threading.Thread(target=send_all, daemon=True)
         sender.start()
         try:
-            return self._answers(len(messages))
+            yield
         finally:
             sender.join(timeout=5)
             if failure and not isinstance(failure[0], OSError):
                 raise failure[0]
 
-    def _answers(self, expected: int) -> list[tuple[int, Any]]:
-        """Every worker's answers to the messages just sent, as they come (no worker waits on another)."""
+    def _round(self, messages: list[tuple[int, tuple[Any, ...]]]) -> list[tuple[int, Any]]:
+        """Send (worker, message) pairs and gather the answers, as they come (no worker waits on another)."""
         out: list[tuple[int, Any]] = []
-        while len(out) < expected:
-            for conn in wait(self.conns):
-                assert isinstance(conn, Connection)
-                try:
-                    status, g, payload = conn.recv()
-                except EOFError:
-                    raise WorkerError("a worker process ended unexpectedly (out of memory?)") from None
-                if status == "error":
-                    raise WorkerError(f"worker failed on files {self.scans[g].files if self.scans else g}: {payload}")
-                out.append((g, payload))
+        with self._sending(messages):
+            while len(out) < len(messages):
+                for conn in wait(self.conns):
+                    assert isinstance(conn, Connection)
+                    out.append(self._receive(conn)[1:])
         return out
+
+    def _receive(self, conn: Connection) -> tuple[str, int, Any]:
+        try:
+            status, g, payload = conn.recv()
+        except EOFError:
+            raise WorkerError("a worker process ended unexpectedly (out of memory?)") from None
+        if status == "error":
+            raise WorkerError(f"worker failed on files {self.scans[g].files if self.scans else g}: {payload}")
+        return status, g, payload
+
+    def _merged_rows(self, shared: Any, finals: dict[int, Any]) -> Iterator[Bundle]:
+        """Round 3: every unit's rows, merged into row order as the workers send them (each unit's come
+        in row order, ROW_CHUNK connections a message), so that the parent holds a chunk per unit, not
+        the rows of the capture (more only where a worker owns several units: the later ones wait in
+        memory while the parent reads the earlier). Each unit's last answer goes to ``finals``."""
+        units = range(len(self.scans))
+        pending: dict[int, deque[list[Bundle]]] = {g: deque() for g in units}
+
+        def unit(g: int) -> Iterator[Bundle]:
+            conn = self.conns[self.owner[g]]
+            while True:
+                while not pending[g] and g not in finals:
+                    status, h, payload = self._receive(conn)
+                    if status == "part":
+                        pending[h].append(payload)
+                    else:
+                        finals[h] = payload
+                if not pending[g]:
+                    return
+                yield from pending[g].popleft()
+
+        with self._sending([(self.owner[g], ("rows", g, shared)) for g in units]):
+            yield from heapq.merge(*(unit(g) for g in units), key=lambda b: b[0])
 
     def stop(self) -> None:
         for conn in self.conns:
@@ -316,29 +357,12 @@ class Parallel:
             seen = in_row_order(seen)
             certificate_rotations(seen, warnings)
             shared = (profiles(agreed), loaded, label, min(firsts) if firsts else 0, seen)
-            answers = self._round([(self.owner[g], ("rows", g, shared)) for g in groups])
-            bundles: list[Bundle] = []
-            cert_seen: CertSeen = {}
-            first_seen: dict[str, tuple[Order, int]] = {}
-            problems: list[str] = []
-            for _g, (g_bundles, g_cert_seen, g_first_seen, g_problem) in sorted(answers, key=lambda a: a[0]):
-                if g_problem is not None and g_problem not in problems:
-                    problems.append(g_problem)
-                bundles.extend(g_bundles)
-                for sha, (der, first, last, count) in g_cert_seen.items():
-                    old = cert_seen.get(sha)
-                    cert_seen[sha] = (
-                        (der, first, last, count)
-                        if old is None
-                        else (der, min(first, old[1]), max(last, old[2]), count + old[3])
-                    )
-                    first_seen[sha] = min(first_seen.get(sha, g_first_seen[sha]), g_first_seen[sha])
-            bundles.sort(key=lambda b: b[0])
             hs: Rows = []
             al: Rows = []
             ev: Rows = []
             ch: Rows = []
-            for _key, b_hs, b_al, b_ev, b_ch, b_warnings in bundles:
+            finals: dict[int, Any] = {}
+            for _key, b_hs, b_al, b_ev, b_ch, b_warnings in self._merged_rows(shared, finals):
                 warnings.extend(b_warnings)
                 if sink is not None:
                     for row in b_hs:
@@ -348,6 +372,21 @@ class Parallel:
                 al.extend(b_al)
                 ev.extend(b_ev)
                 ch.extend(b_ch)
+            cert_seen: CertSeen = {}
+            first_seen: dict[str, tuple[Order, int]] = {}
+            problems: list[str] = []
+            for g in groups:
+                g_cert_seen, g_first_seen, g_problem = finals[g]
+                if g_problem is not None and g_problem not in problems:
+                    problems.append(g_problem)
+                for sha, (der, first, last, count) in g_cert_seen.items():
+                    old = cert_seen.get(sha)
+                    cert_seen[sha] = (
+                        (der, first, last, count)
+                        if old is None
+                        else (der, min(first, old[1]), max(last, old[2]), count + old[3])
+                    )
+                    first_seen[sha] = min(first_seen.get(sha, g_first_seen[sha]), g_first_seen[sha])
             warnings.extend(problems)  # a spill file that could not be written (api.py adds it last too)
             tables = TableBuilder.from_rows(hs, al, ev, ch)
             if cert_seen:

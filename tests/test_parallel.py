@@ -261,3 +261,16 @@ def test_errors_of_shards_merge_in_frame_order() -> None:
     a = scan([(0, -1, general), (0, 7, "frame 7: a"), (1, 3, "frame 3: c")])
     b = scan([(0, -1, general), (0, 5, "frame 5: b"), (1, 9, "frame 9: d")])
     assert merged_errors([a, b]) == [general, "frame 5: b", "frame 7: a", "frame 3: c", "frame 9: d"]
+
+
+def test_rows_stream_back_in_small_chunks_and_merge_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Round 3 sends each unit's rows a chunk at a time and the parent merges the units' streams: with
+    chunks of 5 connections (many messages per unit, workers owning several units, shards of one
+    capture) the tables are still those of one pass."""
+    import analyzer.parallel as parallel
+
+    monkeypatch.setattr(parallel, "ROW_CHUNK", 5)  # the workers are forked: they inherit it
+    files = _independent_samples()
+    one = SAMPLES / "workload-mixed.pcap"
+    _same(analyze(files), analyze(files, jobs=2))
+    _same(analyze(one), analyze(one, jobs=3))
