@@ -13,9 +13,11 @@ others. Nothing about the analysis changes: a packet for an evicted connection b
 the table exactly as it was, so the results are those of a run that never evicts
 (tests/test_spill.py compares every sample both ways).
 
-Records: the flow's state (analyzer.tcp.flow.FLOW_STATE) as a ``marshal`` tuple when it holds only
-numbers, strings and bytes (TCP-only flows, most of a SYN flood or a scan; ~1 us to write), as a
-pickle otherwise (connections with TLS state). The key ring (key log) and the TLS port set are shared
+Records: the flow's state (analyzer.tcp.flow.FLOW_STATE) as a ``marshal`` tuple of plain values:
+as it is for TCP-only flows (most of a SYN flood or a scan; ~1 us to write); with the TLS state
+turned into plain values first (TlsObserver.state, messages.pack, Reassembler.state) for TLS
+connections; a pickle for the rest (a connection being decrypted with a key log, a cleartext
+protocol being followed before STARTTLS). The key ring (key log) and the TLS port set are shared
 by every flow: never written, given back on reading.
 """
 
@@ -32,8 +34,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from analyzer.tcp.flow import Flow
-from analyzer.tls.observer import RecordSeen
+from analyzer.tcp.flow import FLOW_STATE, Flow
+from analyzer.tcp.reassembly import Reassembler
+from analyzer.tls.observer import RecordSeen, TlsObserver
 
 if TYPE_CHECKING:
     from analyzer.tls.observer import KeyRing
@@ -41,7 +44,7 @@ if TYPE_CHECKING:
 EVICT_MIN = 5_000  # flows in the table before idle ones are evicted: small captures never touch the disk
 IDLE_MIN_NS = 10**9  # a connection with a packet this recently (capture time) is never evicted
 WRITE_BUFFER = 1 << 20
-MARSHAL, PICKLE = b"M", b"P"
+MARSHAL, TLS, PICKLE = b"M", b"T", b"P"
 _write = os.write  # a name of its own, so that the tests can make the disk fill up
 
 
@@ -100,20 +103,23 @@ def survey_part(flow: Flow) -> bytes:
 _as_record = partial(tuple.__new__, RecordSeen)  # a plain tuple back to a RecordSeen, without a Python call
 
 
+_OBS, _REASM = FLOW_STATE.index("obs"), FLOW_STATE.index("reasm")
+
+
 def encode(flow: Flow, keys: KeyRing) -> bytes:
     values = flow.state()
-    if (
-        flow.obs is None
-        and flow.reasm is None
-        and flow.watcher is None
-        and flow.adat is None
-        and flow.starttls_outcome is None
-    ):
-        try:
-            return MARSHAL + marshal.dumps(values)
-        except ValueError:  # a value marshal does not know: pickle it
-            pass
     obs = flow.obs
+    if flow.watcher is None and flow.adat is None and flow.starttls_outcome is None:
+        try:
+            if obs is None and flow.reasm is None:
+                return MARSHAL + marshal.dumps(values)
+            if obs is not None:  # TLS state as plain values too (TlsObserver.state, messages.pack)
+                plain = list(values)
+                plain[_OBS] = obs.state(flow.events)
+                plain[_REASM] = None if flow.reasm is None else [r.state() for r in flow.reasm]
+                return TLS + marshal.dumps(tuple(plain))
+        except (ValueError, KeyError):  # a value marshal or pack() does not know, a decryptor: pickle it
+            pass
     records = None
     if obs is not None:
         obs.keys = None  # the key ring is shared by every connection: given back by decode()
@@ -130,8 +136,21 @@ def encode(flow: Flow, keys: KeyRing) -> bytes:
 
 def decode(record: bytes, keys: KeyRing, tls_ports: frozenset[int]) -> Flow:
     body = memoryview(record)[1:]
-    values = marshal.loads(body) if record[:1] == MARSHAL else pickle.loads(body)
+    kind = record[:1]
     flow = Flow(tls_ports=tls_ports, keys=keys)
+    if kind == TLS:
+        plain = list(marshal.loads(body))
+        obs_state, reasm_state = plain[_OBS], plain[_REASM]
+        plain[_OBS] = plain[_REASM] = None
+        flow.restore(tuple(plain))
+        obs = flow.obs = TlsObserver(flow.events, keys)
+        obs.restore(obs_state, flow.events)
+        if reasm_state is not None:
+            flow.reasm = [Reassembler() for _ in reasm_state]
+            for r, st in zip(flow.reasm, reasm_state, strict=True):
+                r.restore(st)
+        return flow
+    values = marshal.loads(body) if kind == MARSHAL else pickle.loads(body)
     flow.restore(values)
     if flow.obs is not None:
         flow.obs.keys = keys

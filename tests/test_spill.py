@@ -94,17 +94,52 @@ def test_flow_state_names_every_slot_but_the_shared_ones() -> None:
 
 
 def test_a_record_gives_back_the_same_connection() -> None:
-    path = SAMPLES / "incident-mixed.pcapng"
-    scan = scan_group([str(path)], [0], DEFAULT_TLS_PORTS, None)
+    from analyzer.tls.keylog import parse_keylog
+
     kinds = set()
-    for flow in scan.flows:
-        record = spill.encode(flow, flow.keys)  # type: ignore[arg-type]
-        kinds.add(record[:1])
-        back = spill.decode(record, flow.keys, DEFAULT_TLS_PORTS)  # type: ignore[arg-type]
-        assert _state(back) == _state(flow)
-        assert back.keys is flow.keys and (back.obs is None or back.obs.keys is flow.keys)
-        assert b"KeyRing" not in record and (flow.obs is None or flow.obs.keys is flow.keys)
-    assert kinds == {spill.MARSHAL, spill.PICKLE}  # TCP-only and TLS connections both present
+    cases = [("incident-mixed.pcapng", None), ("tls13-openssl-bulk.pcapng", "tls13-openssl-bulk.keys")]
+    for name, keys in cases:
+        log = parse_keylog((SAMPLES / "keylogs" / keys).read_bytes()) if keys else None
+        scan = scan_group([str(SAMPLES / name)], [0], DEFAULT_TLS_PORTS, log)
+        for flow in scan.flows:
+            record = spill.encode(flow, flow.keys)  # type: ignore[arg-type]
+            kinds.add(record[:1])
+            back = spill.decode(record, flow.keys, DEFAULT_TLS_PORTS)  # type: ignore[arg-type]
+            assert _state(back) == _state(flow)
+            assert back.keys is flow.keys and (back.obs is None or back.obs.keys is flow.keys)
+            assert b"KeyRing" not in record and (flow.obs is None or flow.obs.keys is flow.keys)
+            if flow.obs is not None:  # the observer appends to the flow's own event list, as before
+                assert (back.obs.events is back.events) == (flow.obs.events is flow.events)  # type: ignore[union-attr]
+    # TCP-only connections, TLS ones as plain values, and decrypted ones (pickled) all present
+    assert kinds == {spill.MARSHAL, spill.TLS, spill.PICKLE}
+
+
+def test_observer_state_names_every_attribute_but_the_shared_ones() -> None:
+    from analyzer.tls.observer import OBS_STATE
+
+    tree = ast.parse((ROOT / "analyzer" / "tls" / "observer.py").read_text())
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "TlsObserver")
+
+    def method(name: str) -> ast.FunctionDef:
+        return next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == name)
+
+    def self_attrs(node: ast.AST) -> list[str]:
+        found = [a for a in ast.walk(node) if isinstance(a, ast.Attribute) and getattr(a.value, "id", "") == "self"]
+        return [a.attr for a in sorted(found, key=lambda a: (a.lineno, a.col_offset))]
+
+    init = {
+        t.attr
+        for n in ast.walk(method("__init__"))
+        if isinstance(n, ast.AnnAssign | ast.Assign)
+        for t in (n.targets if isinstance(n, ast.Assign) else [n.target])
+        if isinstance(t, ast.Attribute)
+    }
+    assert init == set(OBS_STATE) | {"keys", "decryptor"}  # the key ring is shared; a decryptor is pickled
+    returned = next(n for n in ast.walk(method("state")) if isinstance(n, ast.Return))
+    assert [self_attrs(e)[0] for e in returned.value.elts] == list(OBS_STATE)  # type: ignore[union-attr]
+    unpacked = next(n for n in ast.walk(method("restore")) if isinstance(n, ast.Assign)).targets[0]
+    names = [e.attr if isinstance(e, ast.Attribute) else e.id for e in unpacked.elts]  # type: ignore[attr-defined]
+    assert names == list(OBS_STATE)
 
 
 def test_evicting_every_idle_connection_gives_the_same_tables(monkeypatch: pytest.MonkeyPatch) -> None:

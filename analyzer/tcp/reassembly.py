@@ -37,6 +37,29 @@ class Reassembler:
         self.retransmissions = 0
         self.overlaps = 0
 
+    def state(self) -> tuple[int | None, int, dict[int, bytes], int, int, int, int]:
+        """Its slots as plain values (analyzer/spill.py)."""
+        return (
+            self._base,
+            self._next,
+            self._pending,
+            self._pending_bytes,
+            self.limit,
+            self.overlaps,
+            self.retransmissions,
+        )
+
+    def restore(self, values: tuple[int | None, int, dict[int, bytes], int, int, int, int]) -> None:
+        (
+            self._base,
+            self._next,
+            self._pending,
+            self._pending_bytes,
+            self.limit,
+            self.overlaps,
+            self.retransmissions,
+        ) = values
+
     @property
     def started(self) -> bool:
         return self._base is not None

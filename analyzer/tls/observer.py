@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from analyzer.errors import ParseError
 from analyzer.picklable import Frozen
@@ -103,6 +103,49 @@ def is_tls13(version: int | None) -> bool:
     return version is not None and (version == 0x0304 or version >> 8 in (0x7F, 0x7E) or version == 0xFB1A)
 
 
+# what TlsObserver.state() holds, in its order: every attribute but the key ring (shared by every
+# connection); tests/test_spill.py checks it against the attributes __init__ sets
+OBS_STATE = (
+    "events",
+    "keylog_status",
+    "layers",
+    "assemblers",
+    "records",
+    "alerts",
+    "parse_errors",
+    "history",
+    "client_hello",
+    "client_hellos",
+    "client_hello_ts",
+    "server_hello",
+    "server_hello_ts",
+    "hello_retry",
+    "server_certificate",
+    "server_certificate_ts",
+    "client_certificate",
+    "certificate_request",
+    "certificate_status",
+    "server_key_exchange",
+    "server_hello_done_ts",
+    "ccs_ts",
+    "finished_ts",
+    "finished_frame",
+    "first_app_ts",
+    "app_records",
+    "app_bytes",
+    "encrypted_records",
+    "first_bytes",
+    "records_after_established",
+    "_flight_rest",
+    "app_decrypted",
+    "app_max",
+    "client_flight_records",
+    "client_flight_ts",
+    "alpn",
+    "tls13",
+)
+
+
 class TlsObserver:
     """Watches both directions of one connection. Feed it stream bytes (``data``) or records (``record``).
 
@@ -150,6 +193,110 @@ class TlsObserver:
         self.client_flight_ts: int | None = None  # TLS 1.3: when the client's second flight began
         self.alpn: str | None = None  # ALPN from EncryptedExtensions (TLS 1.3, decrypted)
         self.tls13 = False  # set once the ServerHello selects TLS 1.3 (or a draft of it)
+
+    # ------------------------------------------------------------------ plain state (analyzer/spill.py)
+
+    def state(self, flow_events: list[Event]) -> tuple[Any, ...]:
+        """Every attribute in OBS_STATE order as plain values (tuples, lists, numbers, strings, bytes),
+        for ``marshal``; ``events`` is None when it is the flow's own list (the usual case). Not for a
+        connection being decrypted (its decryptor holds key material objects: pickled instead)."""
+        if self.decryptor is not None:
+            raise ValueError("a decrypting connection's state is pickled")
+        return (
+            None if self.events is flow_events else self.events,
+            self.keylog_status,
+            (self.layers[0].state(), self.layers[1].state()),
+            (self.assemblers[0].state(), self.assemblers[1].state()),
+            [tuple(r) for r in self.records],
+            [(a.ts_ns, a.frame, a.side, a.level, a.description, a.encrypted) for a in self.alerts],
+            self.parse_errors,
+            self.history,
+            m.pack(self.client_hello),
+            self.client_hellos,
+            self.client_hello_ts,
+            m.pack(self.server_hello),
+            self.server_hello_ts,
+            self.hello_retry,
+            m.pack(self.server_certificate),
+            self.server_certificate_ts,
+            m.pack(self.client_certificate),
+            m.pack(self.certificate_request),
+            m.pack(self.certificate_status),
+            m.pack(self.server_key_exchange),
+            self.server_hello_done_ts,
+            self.ccs_ts,
+            self.finished_ts,
+            self.finished_frame,
+            self.first_app_ts,
+            self.app_records,
+            self.app_bytes,
+            self.encrypted_records,
+            self.first_bytes,
+            self.records_after_established,
+            self._flight_rest,
+            self.app_decrypted,
+            self.app_max,
+            self.client_flight_records,
+            self.client_flight_ts,
+            self.alpn,
+            self.tls13,
+        )
+
+    def restore(self, values: tuple[Any, ...], flow_events: list[Event]) -> None:
+        """state() undone, on a TlsObserver just made with the flow's events and the key ring."""
+        (
+            events,
+            self.keylog_status,
+            layers,
+            assemblers,
+            records,
+            alerts,
+            self.parse_errors,
+            self.history,
+            client_hello,
+            self.client_hellos,
+            self.client_hello_ts,
+            server_hello,
+            self.server_hello_ts,
+            self.hello_retry,
+            server_certificate,
+            self.server_certificate_ts,
+            client_certificate,
+            certificate_request,
+            certificate_status,
+            server_key_exchange,
+            self.server_hello_done_ts,
+            self.ccs_ts,
+            self.finished_ts,
+            self.finished_frame,
+            self.first_app_ts,
+            self.app_records,
+            self.app_bytes,
+            self.encrypted_records,
+            self.first_bytes,
+            self.records_after_established,
+            self._flight_rest,
+            self.app_decrypted,
+            self.app_max,
+            self.client_flight_records,
+            self.client_flight_ts,
+            self.alpn,
+            self.tls13,
+        ) = values
+        self.events = flow_events if events is None else events
+        self.layers[0].restore(layers[0])
+        self.layers[1].restore(layers[1])
+        self.assemblers[0].restore(assemblers[0])
+        self.assemblers[1].restore(assemblers[1])
+        self.records = [RecordSeen(*r) for r in records]
+        self.alerts = [AlertSeen(*a) for a in alerts]
+        self.client_hello = m.unpack(client_hello)
+        self.server_hello = m.unpack(server_hello)
+        self.server_certificate = m.unpack(server_certificate)
+        self.client_certificate = m.unpack(client_certificate)
+        self.certificate_request = m.unpack(certificate_request)
+        self.certificate_status = m.unpack(certificate_status)
+        self.server_key_exchange = m.unpack(server_key_exchange)
 
     # ------------------------------------------------------------------ derived facts
 

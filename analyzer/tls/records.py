@@ -62,6 +62,14 @@ class RecordLayer:
         self.lost = False  # a gap desynchronised the record boundaries
         self.records = 0
 
+    def state(self) -> tuple[bytes, bool | None, str | None, bool, int]:
+        """Its slots as plain values (analyzer/spill.py)."""
+        return bytes(self._buf), self._sslv2, self.error, self.lost, self.records
+
+    def restore(self, values: tuple[bytes, bool | None, str | None, bool, int]) -> None:
+        buf, self._sslv2, self.error, self.lost, self.records = values
+        self._buf = bytearray(buf)
+
     def feed(self, data: bytes) -> list[Record]:
         if self.error is not None:
             return []
@@ -140,6 +148,14 @@ class HandshakeAssembler:
     def __init__(self) -> None:
         self._buf = bytearray()
         self.error: str | None = None
+
+    def state(self) -> tuple[bytes, str | None]:
+        """Its slots as plain values (analyzer/spill.py)."""
+        return bytes(self._buf), self.error
+
+    def restore(self, values: tuple[bytes, str | None]) -> None:
+        buf, self.error = values
+        self._buf = bytearray(buf)
 
     def feed(self, payload: bytes) -> list[HandshakeMessage]:
         if self.error is not None:
