@@ -20,13 +20,24 @@ from analyzer.tls.registry import cipher_name, group_name, version_name
 EXT_PSK = 41
 
 
+_ADDRESSES: dict[tuple[int, ...], str] = {}  # address words to text: servers and clients recur in every row
+ADDRESSES_MAX = 1 << 16
+
+
 def endpoint_ip(key: tuple[int, ...], which: int) -> str:
     """Address text of endpoint A (0) or B (1) of a canonical flow key."""
-    words = key[1:5] if which == 0 else key[6:10]
+    words = key[0:5] if which == 0 else (key[0], *key[6:10])
+    text = _ADDRESSES.get(words)
+    if text is not None:
+        return text
     if key[0] == 4:
-        return socket.inet_ntop(socket.AF_INET, words[3].to_bytes(4, "big"))
-    raw = b"".join(w.to_bytes(4, "big") for w in words)
-    return socket.inet_ntop(socket.AF_INET6, raw)
+        text = socket.inet_ntop(socket.AF_INET, words[4].to_bytes(4, "big"))
+    else:
+        text = socket.inet_ntop(socket.AF_INET6, b"".join(w.to_bytes(4, "big") for w in words[1:]))
+    if len(_ADDRESSES) >= ADDRESSES_MAX:
+        _ADDRESSES.clear()
+    _ADDRESSES[words] = text
+    return text
 
 
 B32 = "abcdefghijklmnopqrstuvwxyz234567"  # RFC 4648 base32, lower case
@@ -38,9 +49,14 @@ def conn_id(flow: Flow) -> str:
     return conn_id_of(flow.key, flow.first_ts)
 
 
+B32_PAIRS = [a + b for a in B32 for b in B32]  # two base32 digits per 10 bits
+
+
 def conn_id_of(key: tuple[int, ...], first_ts: int) -> str:
     n = int.from_bytes(hashlib.blake2b(repr((key, first_ts)).encode(), digest_size=10).digest(), "big")
-    return "C" + "".join([B32[(n >> (75 - 5 * i)) & 31] for i in range(15)])
+    pairs = B32_PAIRS
+    text = "".join([pairs[(n >> shift) & 1023] for shift in (70, 60, 50, 40, 30, 20, 10, 0)])
+    return "C" + text[:15]
 
 
 def _versions_offered(obs: TlsObserver) -> str | None:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 PathLike = str | os.PathLike[str]
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")  # the same rule as `analyze --format csv`
+FORMULA_FIRST = frozenset(FORMULA_PREFIXES)
 
 
 class ExportError(RuntimeError):
@@ -87,6 +88,7 @@ class RowWriter:
         self.names = [c.name for c in columns]
         self._ts = [i for i, c in enumerate(columns) if c.dtype == schema.TS]
         self._float = [i for i, c in enumerate(columns) if c.dtype == "Float64"]
+        self._text = [i for i, c in enumerate(columns) if c.dtype == "string"]  # the only cells neutralised
         self._csv = csv.writer(out, lineterminator="\n")
         self.rows = 0
         self._started = False
@@ -110,7 +112,11 @@ class RowWriter:
             if isinstance(v, float) and math.isnan(v):
                 cells[i] = None
         if self.fmt == "csv":
-            self._csv.writerow([neutralise(v) for v in cells])
+            for i in self._text:
+                v = cells[i]
+                if isinstance(v, str) and v[:1] in FORMULA_FIRST:
+                    cells[i] = "'" + v
+            self._csv.writerow(cells)
         else:
             text = json.dumps(dict(zip(self.names, cells, strict=True)), ensure_ascii=False)
             self.out.write(("," if self.fmt == "json" and self.rows else "") + text + "\n")
