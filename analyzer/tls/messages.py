@@ -66,7 +66,13 @@ def shared(value: _T) -> _T:
 def clear_shared() -> None:
     """Forget the shared values (called when an analysis ends; objects still in use keep theirs)."""
     _SHARED.clear()
+    _DECODED.clear()
     _shared_bytes[0] = 0
+
+
+# a constant ClientHello extension (same type and bytes, VARYING_EXTENSIONS aside) to the field it
+# decoded to: the hellos of one client stack repeat them, and their bytes are hashed once anyway
+_DECODED: dict[object, tuple[str, object]] = {}
 
 
 class Extension(NamedTuple):
@@ -295,6 +301,18 @@ def _u16_list(data: bytes, length_size: int = 2) -> tuple[int, ...]:
 
 # --------------------------------------------------------------------------- hellos
 
+EXTENSION_FIELDS = {
+    EXT_ALPN: "alpn",
+    EXT_SUPPORTED_GROUPS: "supported_groups",
+    EXT_EC_POINT_FORMATS: "ec_point_formats",
+    EXT_SIGNATURE_ALGORITHMS: "signature_algorithms",
+    EXT_SUPPORTED_VERSIONS: "supported_versions",
+    EXT_KEY_SHARE: "key_share_groups",
+    EXT_KEY_SHARE_DRAFT: "key_share_groups",
+    EXT_PSK_MODES: "psk_modes",
+    EXT_STATUS_REQUEST: "status_request",
+}
+
 
 def parse_client_hello(body: bytes) -> ClientHello:
     """Parse a ClientHello body (after the 4-byte handshake header)."""
@@ -307,11 +325,17 @@ def parse_client_hello(body: bytes) -> ClientHello:
     problems: list[str] = []
     extensions = _pull_extensions(buf, problems)
     fields: dict[str, object] = {"problems": tuple(problems)} if problems else {}
+    decoded = _DECODED
     for ext in extensions:
+        known = decoded.get(ext)
+        if known is not None:  # a constant extension met before (the same client stack): no parsing
+            fields[known[0]] = known[1]
+            continue
         try:
             if ext.type == EXT_SERVER_NAME:
                 fields["sni"] = _sni(ext.data)
-            elif ext.type == EXT_ALPN:
+                continue
+            if ext.type == EXT_ALPN:
                 fields["alpn"] = shared(_alpn_list(ext.data))
             elif ext.type == EXT_SUPPORTED_GROUPS:
                 fields["supported_groups"] = shared(_u16_list(ext.data))
@@ -327,8 +351,13 @@ def parse_client_hello(body: bytes) -> ClientHello:
                 fields["psk_modes"] = shared(_uint8_list(ext.data))
             elif ext.type == EXT_STATUS_REQUEST:
                 fields["status_request"] = True
+            else:
+                continue
         except ParseError:
             continue  # a malformed extension body does not hide the rest of the hello
+        if ext.type not in VARYING_EXTENSIONS and len(decoded) < SHARED_MAX:
+            name = EXTENSION_FIELDS[ext.type]
+            decoded[ext] = (name, fields[name])
     return ClientHello(
         legacy_version,
         random,
