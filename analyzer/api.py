@@ -39,8 +39,9 @@ def analyze(
 ) -> AnalysisResult:
     """Analyse one capture or several (rotated files, several sensors) as one.
 
-    ``jobs > 1`` analyses independent files in that many worker processes (analyzer/parallel.py);
-    the result is the same as with ``jobs=1``.
+    ``jobs > 1`` analyses independent files in that many worker processes, or splits a single
+    capture (or one rotated series) between them by connection (analyzer/parallel.py); the result
+    is the same as with ``jobs=1``.
 
     Certificates are judged as of each connection's own time against certifi's roots plus
     ``ca_bundle`` (PEM files), plus the machine's store when ``trust_store="system"``;
