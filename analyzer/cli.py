@@ -94,9 +94,7 @@ def _stream(args: argparse.Namespace, progress: Progress) -> AnalysisResult:
     writer = RowWriter(args.format, fh)
     done = False
     try:
-        result = stream_handshakes(
-            args.captures, writer.row, progress=progress, jobs=args.jobs, **_analysis_options(args)
-        )
+        result = stream_handshakes(args.captures, writer, progress=progress, jobs=args.jobs, **_analysis_options(args))
         writer.close()
         done = True
     finally:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import io
 import multiprocessing
 import os
 import sys
@@ -41,6 +42,7 @@ from analyzer import schema
 from analyzer.certificates import CertStage, Seen, ServerKey, TrustSettings, in_row_order, row_preparer
 from analyzer.certificates import rotations as certificate_rotations
 from analyzer.diagnose.evidence import Evidence, ServerProfile
+from analyzer.report.export import RowWriter
 from analyzer.scan import Scan, merge_overlapping, plan_groups, scan_group
 from analyzer.stages import Endpoint, Order, Verdicts, diagnose, in_order, order, profiles, survey, wrap_up
 from analyzer.tables import TableBuilder
@@ -58,6 +60,27 @@ ROW_CHUNK = 2048  # connections' rows per message from a worker in round 3
 
 class WorkerError(RuntimeError):
     """A worker process failed (a bug, or it was killed); the message says which and how."""
+
+
+# modules every worker would otherwise import on its own (certificate judging, alert semantics, the
+# spill file, STARTTLS): imported once before the fork, the workers share them (and the parent needs
+# the X.509 ones for the certificates table anyway)
+PRELOAD = (
+    "analyzer.x509.judge",
+    "analyzer.x509.trust",
+    "analyzer.x509.certs",
+    "analyzer.diagnose.alert_semantics",
+    "analyzer.tcp.starttls",
+    "analyzer.spill",
+    "certifi",
+)
+
+
+def _preload() -> None:
+    import importlib
+
+    for name in PRELOAD:
+        importlib.import_module(name)
 
 
 def _serve(
@@ -127,7 +150,7 @@ def _serve(
 
 def _rows(
     pairs: Iterator[tuple[Flow, Evidence]],
-    shared: tuple[dict[Endpoint, ServerProfile], bool, str, int, dict[ServerKey, list[Seen]]],
+    shared: tuple[dict[Endpoint, ServerProfile], bool, str, int, dict[ServerKey, list[Seen]], str | None],
     ports: frozenset[int],
     trust: TrustSettings,
     names: list[str],
@@ -136,8 +159,9 @@ def _rows(
 ) -> tuple[CertSeen, dict[str, tuple[Order, int]]]:
     """Diagnose a unit's connections; their rows go to ``send`` in row order, ROW_CHUNK connections at
     a time, as they are built (a worker holds one chunk of rows, never all of them)."""
-    servers, loaded, label, first_ns, seen = shared
+    servers, loaded, label, first_ns, seen, text = shared
     prepare = row_preparer(trust, loaded, label, first_ns, seen)
+    formatter = RowWriter(text, io.StringIO()) if text is not None else None  # rows sent as their text
     builder = TableBuilder(names, details)
     bundles: list[Bundle] = []
     warnings: list[str] = []
@@ -148,7 +172,10 @@ def _rows(
         if len(builder.cert_seen) > len(first_seen):
             for sha in list(builder.cert_seen)[len(first_seen) :]:
                 first_seen[sha] = (key, len(first_seen))  # in the connection's own order: leaf, then issuers
-        bundles.append((key, *builder.drain_all(), warnings[:]))
+        hs, al, ev, ch = builder.drain_all()
+        if formatter is not None:
+            hs = [formatter.format(row) for row in hs]  # type: ignore[misc]
+        bundles.append((key, hs, al, ev, ch, warnings[:]))
         warnings.clear()
         if len(bundles) >= ROW_CHUNK:
             send(bundles[:])
@@ -187,6 +214,7 @@ class Parallel:
         if sys.platform != "linux" or jobs < 2:
             return None, groups
         serve_args = (list(files), ports, log, trust, details)  # what each worker's loop (_serve) is given
+        _preload()
         while len(groups) > 1:
             par = cls._scan(serve_args, [(g, None) for g in groups], sizes, jobs, progress)
             if any(s.had_secrets for s in par.scans):
@@ -335,7 +363,9 @@ class Parallel:
         sink: Callable[[tuple[object, ...]], None] | None,
     ) -> tuple[dict[str, schema.Columns], str]:
         """Rounds 2 and 3, then the workers stop; returns the tables and the trust label. Warnings are
-        added in the order a one-process run adds them."""
+        added in the order a one-process run adds them. When ``sink`` is a RowWriter (the CLI writing
+        csv/json/jsonl), the workers send each row as its text and the parent only writes it."""
+        writer = sink if isinstance(sink, RowWriter) else None
         try:
             groups = range(len(self.scans))
             judged = dict(self._round([(self.owner[g], ("judge", g, end)) for g in groups]))
@@ -356,7 +386,8 @@ class Parallel:
                     firsts.append(g_first)
             seen = in_row_order(seen)
             certificate_rotations(seen, warnings)
-            shared = (profiles(agreed), loaded, label, min(firsts) if firsts else 0, seen)
+            text = writer.fmt if writer is not None else None
+            shared = (profiles(agreed), loaded, label, min(firsts) if firsts else 0, seen, text)
             hs: Rows = []
             al: Rows = []
             ev: Rows = []
@@ -364,7 +395,10 @@ class Parallel:
             finals: dict[int, Any] = {}
             for _key, b_hs, b_al, b_ev, b_ch, b_warnings in self._merged_rows(shared, finals):
                 warnings.extend(b_warnings)
-                if sink is not None:
+                if writer is not None:
+                    for line in b_hs:
+                        writer.write_line(line)  # type: ignore[arg-type]
+                elif sink is not None:
                     for row in b_hs:
                         sink(row)
                 else:

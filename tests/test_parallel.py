@@ -274,3 +274,14 @@ def test_rows_stream_back_in_small_chunks_and_merge_in_order(monkeypatch: pytest
     one = SAMPLES / "workload-mixed.pcap"
     _same(analyze(files), analyze(files, jobs=2))
     _same(analyze(one), analyze(one, jobs=3))
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "jsonl"])
+def test_cli_streamed_formats_with_jobs_are_byte_identical(tmp_path: pathlib.Path, fmt: str) -> None:
+    """With --jobs the workers format their rows (RowWriter.format) and the parent only writes the
+    text: csv, json (its separators) and jsonl come out as one process writes them."""
+    files = [str(SAMPLES / "workload-mixed.pcap"), str(SAMPLES / "incident-mixed.pcapng")]
+    one, two = tmp_path / f"one.{fmt}", tmp_path / f"two.{fmt}"
+    assert main(["analyze", *files, "--format", fmt, "-o", str(one)]) == 0
+    assert main(["analyze", *files, "--format", fmt, "-o", str(two), "--jobs", "2"]) == 0
+    assert one.read_bytes() == two.read_bytes() and len(one.read_bytes()) > 100_000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -90,6 +91,8 @@ class RowWriter:
         self._float = [i for i, c in enumerate(columns) if c.dtype == "Float64"]
         self._text = [i for i, c in enumerate(columns) if c.dtype == "string"]  # the only cells neutralised
         self._csv = csv.writer(out, lineterminator="\n")
+        self._buffer = io.StringIO()  # format() writes one CSV row here
+        self._line = csv.writer(self._buffer, lineterminator="\n")
         self.rows = 0
         self._started = False
 
@@ -101,8 +104,13 @@ class RowWriter:
             self.out.write("[\n")
 
     def row(self, values: tuple[object, ...]) -> None:
-        if not self._started:
-            self._start()
+        self.write_line(self.format(values))
+
+    __call__ = row  # a RowWriter is itself a row sink (api.stream_handshakes)
+
+    def format(self, values: tuple[object, ...]) -> str:
+        """One row's text, newline included (and no JSON array separator: write_line adds it). Pure, so
+        that --jobs workers format their rows and the parent only writes text (analyzer/parallel.py)."""
         cells = list(values)
         for i in self._ts:
             v = cells[i]
@@ -116,10 +124,20 @@ class RowWriter:
                 v = cells[i]
                 if isinstance(v, str) and v[:1] in FORMULA_FIRST:
                     cells[i] = "'" + v
-            self._csv.writerow(cells)
-        else:
-            text = json.dumps(dict(zip(self.names, cells, strict=True)), ensure_ascii=False)
-            self.out.write(("," if self.fmt == "json" and self.rows else "") + text + "\n")
+            self._line.writerow(cells)
+            text = self._buffer.getvalue()
+            self._buffer.seek(0)
+            self._buffer.truncate()
+            return text
+        return json.dumps(dict(zip(self.names, cells, strict=True)), ensure_ascii=False) + "\n"
+
+    def write_line(self, text: str) -> None:
+        """A row's text from format() (here or in a worker process) to the output."""
+        if not self._started:
+            self._start()
+        if self.fmt == "json" and self.rows:
+            self.out.write(",")
+        self.out.write(text)
         self.rows += 1
 
     def close(self) -> None:
