@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pathlib
 import random
+import struct
 import subprocess
 import sys
 
@@ -122,3 +123,65 @@ def test_garbage_payloads_on_tls_port(tmp_path: pathlib.Path) -> None:
     p.write_bytes(pcap(frames))
     r = analyzer.analyze(p)
     check(r)
+
+
+def test_damaged_captures_split_between_workers_equal_one_process(tmp_path: pathlib.Path) -> None:
+    """--jobs on one damaged capture (random bytes overwritten, then cut mid-record): the workers'
+    shards give the tables and the warnings (frame numbers included) of one process."""
+    import pandas as pd
+
+    data = bytearray(
+        (pathlib.Path(__file__).resolve().parent.parent / "samples" / "incident-mixed.pcapng").read_bytes()
+    )
+    rng = random.Random(77)
+    p = tmp_path / "damaged.pcapng"
+    for round_ in range(6):
+        mutated = bytearray(data)
+        for _ in range(rng.randint(5, 60)):
+            pos = rng.randrange(64, len(mutated))
+            mutated[pos] = rng.randrange(256)
+        p.write_bytes(bytes(mutated[: len(mutated) - rng.randrange(1, 3000)]))
+        one, two = analyzer.analyze(p), analyzer.analyze(p, jobs=2)
+        check(two)
+        for name in ("handshakes", "alerts", "events", "certificates", "chains"):
+            pd.testing.assert_frame_equal(getattr(one, name), getattr(two, name), obj=f"{name}, round {round_}")
+        assert one.warnings == two.warnings and one.packets == two.packets
+
+
+def _first_epb(data: bytes) -> int:
+    """Offset of the first Enhanced Packet Block of a little-endian pcapng."""
+    off = 0
+    while off + 8 <= len(data):
+        btype, blen = struct.unpack_from("<II", data, off)
+        if btype == 6:
+            return off
+        off += blen
+    raise AssertionError("no EPB")
+
+
+def test_pcapng_timestamp_past_int64_is_a_warning_not_a_traceback(tmp_path: pathlib.Path) -> None:
+    src = pathlib.Path(__file__).resolve().parent.parent / "samples" / "incident-mixed.pcapng"
+    data = bytearray(src.read_bytes())
+    full = analyzer.analyze(src)
+    at = _first_epb(bytes(data))
+    struct.pack_into("<I", data, at + 12, 0xFFFFFFFF)  # timestamp high word: ~585,000 years of microseconds
+    p = tmp_path / "future.pcapng"
+    p.write_bytes(bytes(data))
+    r = analyzer.analyze(p)
+    check(r)
+    assert any("frame 1: timestamp out of range" in w for w in r.warnings), r.warnings
+    assert len(r.handshakes) == len(full.handshakes)
+
+
+def test_random_corruption_of_a_pcapng(tmp_path: pathlib.Path) -> None:
+    data = bytearray(
+        (pathlib.Path(__file__).resolve().parent.parent / "samples" / "incident-mixed.pcapng").read_bytes()
+    )
+    rng = random.Random(4321)
+    p = tmp_path / "c.pcapng"
+    for _ in range(60):
+        mutated = bytearray(data)
+        for _ in range(rng.randint(1, 60)):
+            mutated[rng.randrange(32, len(mutated))] = rng.randrange(256)
+        p.write_bytes(bytes(mutated))
+        check(analyzer.analyze(p))

@@ -28,6 +28,7 @@ PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 MAX_RECORD = 1 << 20  # larger captured lengths are treated as damage, not as packets
+TS_NS_MAX = (1 << 63) - 1  # nanoseconds since 1970 in an int64: until 2262
 DEFAULT_BLOCK = 1 << 16
 # a block also ends after this many bytes of capture: its pages are resident until it is processed,
 # so this, not the file size, bounds the capture's share of memory (65,536 full-size frames would be ~100 MB)
@@ -320,6 +321,7 @@ class CaptureReader:
         lens: list[int] = []
         tss: list[int] = []
         lts: list[int] = []
+        bad_ts, first_bad_ts = 0, 0
 
         def flush() -> FrameBlock:
             ts = np.asarray(tss, dtype=np.int64)
@@ -375,9 +377,15 @@ class CaptureReader:
                     self.warn(f"frame {frame + len(offs)} at offset {off}: captured length exceeds its block; skipped")
                 else:
                     lt, _snap, num, den = ifaces[if_id]
+                    ts = ((ts_hi << 32) | ts_lo) * num // den
+                    if ts > TS_NS_MAX:  # a damaged timestamp (or resolution) past year 2262: not a time
+                        if not bad_ts:
+                            first_bad_ts = frame + len(offs)
+                        bad_ts += 1
+                        ts = tss[-1] if tss else (self.info.last_ts_ns or 0)
                     offs.append(data_off)
                     lens.append(cap)
-                    tss.append(((ts_hi << 32) | ts_lo) * num // den)
+                    tss.append(ts)
                     lts.append(lt)
             elif btype == SPB_TYPE:
                 if not ifaces:
@@ -414,6 +422,11 @@ class CaptureReader:
             blk = flush()
             yield blk
             frame += len(blk)
+        if bad_ts:
+            self.warn(
+                f"frame {first_bad_ts}: timestamp out of range (damaged); {bad_ts} such frame(s) given the time "
+                "of the frame before them"
+            )
         if progress:
             progress(size)
         self.info.frames = frame - self._first_frame
