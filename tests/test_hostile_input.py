@@ -185,3 +185,22 @@ def test_random_corruption_of_a_pcapng(tmp_path: pathlib.Path) -> None:
             mutated[rng.randrange(32, len(mutated))] = rng.randrange(256)
         p.write_bytes(bytes(mutated))
         check(analyzer.analyze(p))
+
+
+def test_cleartext_following_that_stops_while_replaying_the_server_banner() -> None:
+    """The server speaks first with bytes no protocol matches, in two segments, then the client speaks
+    cleartext: following the conversation begins by replaying the banner, gives up on the first
+    segment, and the second (and the client's) must not reach the stopped follower (this raised an
+    internal error, found by fuzzing the samples)."""
+    from analyzer.tcp.flow import ACK, SKIP, SYN, Flow
+
+    key = (4, 0, 0, 0, 0x7F000001, 25, 0, 0, 0, 0x7F000002, 40000)  # A: server :25, B: client
+    flow = Flow(key, 1, 1)
+    flow.control(1, SYN, 1000, 1, 1)
+    flow.control(0, SYN | ACK, 5000, 2, 2)
+    flow.control(1, ACK, 1001, 3, 3)
+    banner = bytes(range(256)) * 3  # 768 bytes: the follower gives up past 512 unclassified bytes
+    flow.payload(0, 5001, banner, len(banner), 4, 4)
+    flow.payload(0, 5001 + len(banner), b"more\r\n", 6, 5, 5)
+    flow.payload(1, 1001, b"HELLO there\r\n", 13, 6, 6)
+    assert flow.mode == SKIP and flow.watcher is None

@@ -289,7 +289,7 @@ class Flow:
             if not tls:
                 if self.syn_ts is not None or self.syn_ack is not None:  # the stream's start is known
                     self._start_watch()
-                    self._watch(d, seq, data, wire_len, ts, frame)
+                    self._after_watch_began(d, seq, data, wire_len, ts, frame)
                 else:
                     self.mode = SKIP
                     self._early.clear()
@@ -311,7 +311,15 @@ class Flow:
         self._early_bytes = 0
         server_d = 1 - (self.client_dir or 0)
         for seq, data, wire_len, ts, frame in early:  # the server's banner came first
-            self._watch(server_d, seq, data, wire_len, ts, frame)
+            self._after_watch_began(server_d, seq, data, wire_len, ts, frame)
+
+    def _after_watch_began(self, d: int, seq: int, data: bytes, wire_len: int, ts: int, frame: int) -> None:
+        """A segment once following the cleartext protocol began: an earlier segment may already have
+        ended it (a gap, a protocol the watcher gave up on) or upgraded the stream to TLS."""
+        if self.mode == WATCH:
+            self._watch(d, seq, data, wire_len, ts, frame)
+        elif self.mode == DEEP:
+            self._feed(d, seq, data, wire_len, ts, frame)
 
     def _watch(self, d: int, seq: int, data: bytes, wire_len: int, ts: int, frame: int) -> None:
         from analyzer.tcp import starttls
