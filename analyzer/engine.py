@@ -24,8 +24,9 @@ class Engine:
         self, tls_ports: frozenset[int] = DEFAULT_TLS_PORTS, spill: bool = False, shard: tuple[int, int] | None = None
     ) -> None:
         self.tls_ports = tls_ports
-        # shard (k, n): only the connections whose 4-tuple hash is k modulo n (--jobs splitting one
-        # capture between n processes, analyzer/parallel.py); every packet is still skimmed
+        # shard (k, n): only the connections whose 4-tuple hashes to shard k of n (packets.shard_of;
+        # --jobs splitting one capture between n processes, analyzer/parallel.py): the header pass
+        # reads every packet, the rest of the work is done for this shard's connections only
         self.shard = shard
         self.flows: dict[tuple[int, ...], Flow] = {}
         self.retired: list[Flow] = []
@@ -46,7 +47,7 @@ class Engine:
         self.keys = KeyRing()  # key log (files and pcapng secrets blocks), shared with every connection
 
     def process(self, blk: FrameBlock) -> None:
-        cols = skim(blk, self.stats)
+        cols = skim(blk, self.stats, self.shard)
         if not len(cols):
             return
         data = blk.data
@@ -63,10 +64,7 @@ class Engine:
         starts = starts_np.tolist()
         flows = self.flows
         store = self.store
-        shard = self.shard
         for g, key in enumerate(cols.keys):
-            if shard is not None and hash(key) % shard[1] != shard[0]:
-                continue  # another process' connection
             flow = flows.get(key)
             if flow is None and store is not None:
                 flow = store.take(key)  # a packet for an evicted connection: it comes back as it was

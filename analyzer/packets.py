@@ -167,7 +167,40 @@ def _ipv6_ext_walk(data: np.ndarray, l3: int, end: int) -> tuple[int, int, bool]
     return pos, nh, frag
 
 
-def skim(blk: FrameBlock, stats: SkimStats) -> TcpColumns:
+# odd 64-bit multipliers for the shard hash of a canonical 4-tuple (any fixed mix will do: all that
+# matters is that every process computes the same shard for a connection's every packet)
+SHARD_MIX = tuple(
+    np.uint64(m)
+    for m in (
+        0x9E3779B97F4A7C15,
+        0xC2B2AE3D27D4EB4F,
+        0x165667B19E3779F9,
+        0x27D4EB2F165667C5,
+        0x94D049BB133111EB,
+        0xBF58476D1CE4E5B9,
+        0xD6E8FEB86659FD93,
+        0xFF51AFD7ED558CCD,
+        0xC4CEB9FE1A85EC53,
+        0x85EBCA77C2B2AE63,
+    )
+)
+
+
+def shard_of(a: list[np.ndarray], b: list[np.ndarray], k_ports: np.ndarray, n: int) -> np.ndarray:
+    """Which of ``n`` shards each packet's connection belongs to, from its canonical 4-tuple (address
+    words of A and B, ports as (A << 16) | B): a --jobs worker keeps one shard (Engine.shard)."""
+    words = [*a, *b, k_ports]
+    h = np.zeros(len(k_ports), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for w, m in zip(words, SHARD_MIX, strict=False):
+            h = (h ^ w.astype(np.uint64)) * m
+    h ^= h >> np.uint64(31)
+    return (h % np.uint64(n)).astype(np.int64)
+
+
+def skim(blk: FrameBlock, stats: SkimStats, shard: tuple[int, int] | None = None) -> TcpColumns:
+    """The TCP segments of a block, grouped by connection (canonical 4-tuple) in capture order; with
+    ``shard`` (k, n) only those of the connections in shard k of n (the counts still cover them all)."""
     data = blk.data
     n = len(blk)
     stats.frames += n
@@ -247,6 +280,12 @@ def skim(blk: FrameBlock, stats: SkimStats) -> TcpColumns:
     pa, pb = np.where(swap, dport, sport), np.where(swap, sport, dport)
 
     k_ports = (pa << 16) | pb
+    if shard is not None:
+        keep = np.flatnonzero(shard_of(a, b, k_ports, shard[1]) == shard[0])
+        a, b = [x[keep] for x in a], [x[keep] for x in b]
+        pa, pb, k_ports, fami, swap = pa[keep], pb[keep], k_ports[keep], fami[keep], swap[keep]
+        is6, idx, flags, seq, ack = is6[keep], idx[keep], flags[keep], seq[keep], ack[keep]
+        pstart, plen, wlen = pstart[keep], plen[keep], wlen[keep]
     if is6.any():
         sort_keys = [k_ports, (b[2] << 32) | b[3], (b[0] << 32) | b[1], (a[2] << 32) | a[3], (a[0] << 32) | a[1], fami]
     else:
