@@ -98,6 +98,54 @@ def test_gzip(tmp_path: pathlib.Path, reference: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(rows(p), reference)
 
 
+def test_gzip_of_several_members(tmp_path: pathlib.Path, reference: pd.DataFrame) -> None:
+    """``cat a.gz b.gz`` (and zero padding after the last member) decompresses as one capture."""
+    raw = SOURCE.read_bytes()
+    p = tmp_path / "c.pcap.gz"
+    p.write_bytes(gzip.compress(raw[:5000]) + gzip.compress(raw[5000:]) + bytes(16))
+    pd.testing.assert_frame_equal(rows(p), reference)
+
+
+def test_damaged_or_cut_gzip_keeps_what_decompressed(tmp_path: pathlib.Path, reference: pd.DataFrame) -> None:
+    """A compressed capture cut short or damaged mid-stream: the connections before the damage are
+    still reported, with a warning that says what happened; damage in the gzip header is a clear
+    CaptureError, never a zlib traceback."""
+    packed = gzip.compress(SOURCE.read_bytes(), compresslevel=9)
+    cut = tmp_path / "cut.pcap.gz"
+    cut.write_bytes(packed[: len(packed) * 3 // 4])
+    r = analyzer.analyze(cut)
+    assert any("the gzip stream ends early; read as far as it decompressed" in w for w in r.warnings), r.warnings
+    assert 0 < len(r.handshakes) < len(reference) + 1
+    damaged = bytearray(packed)
+    for pos in range(len(packed) * 2 // 3, len(packed) * 2 // 3 + 64):
+        damaged[pos] ^= 0x5A
+    bad = tmp_path / "bad.pcap.gz"
+    bad.write_bytes(bytes(damaged))
+    r = analyzer.analyze(bad)
+    assert any("the gzip stream is damaged" in w for w in r.warnings), r.warnings
+    assert len(r.handshakes) >= 1
+    damaged[10:40] = bytes(30)  # the start of the deflate data
+    bad.write_bytes(bytes(damaged))
+    with pytest.raises(analyzer.CaptureError, match="gzip stream is damaged"):
+        analyzer.analyze(bad)
+
+
+@pytest.mark.skipif(shutil.which("zstd") is None, reason="needs the zstd program")
+def test_cut_zstd_is_a_warning_or_a_clear_error(tmp_path: pathlib.Path) -> None:
+    import subprocess
+
+    packed = subprocess.run(["zstd", "-q", "-c", str(SOURCE)], capture_output=True, check=True).stdout
+    cut = tmp_path / "cut.pcap.zst"
+    for keep in (len(packed) // 3, len(packed) - 10):
+        cut.write_bytes(packed[:keep])
+        try:
+            r = analyzer.analyze(cut)
+        except analyzer.CaptureError as exc:
+            assert "the zstd stream is damaged or ends early" in str(exc)
+        else:
+            assert any("the zstd stream is damaged or ends early" in w for w in r.warnings), r.warnings
+
+
 def test_timestamps_going_backwards_are_tolerated(tmp_path: pathlib.Path, reference: pd.DataFrame) -> None:
     pk = read_pcap(str(SOURCE))
     jittered = [(ts - 2_000_000_000 if i % 7 == 3 else ts, frame) for i, (ts, frame) in enumerate(pk)]

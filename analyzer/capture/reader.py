@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import gzip
 import importlib
 import mmap
 import os
@@ -88,22 +86,62 @@ def _describe(head: bytes) -> str:
     return f"unknown magic bytes {head[:4].hex()}"
 
 
-def _decompress_to_temp(path: str, kind: str) -> IO[bytes]:
+def _gunzip(path: str, out: IO[bytes]) -> str | None:
+    """Decompress a gzip file (one member or several, as ``cat a.gz b.gz`` makes) into ``out`` as it
+    goes, so that everything before a damaged or missing part is kept; what went wrong, or None."""
+    import zlib
+
+    member = zlib.decompressobj(31)
+    fed = False  # the current member has had input
+    with open(path, "rb") as src:
+        while chunk := src.read(1 << 16):
+            while chunk:
+                before = member.copy()
+                try:
+                    out.write(member.decompress(chunk))
+                except zlib.error as exc:
+                    # zlib gives nothing of a chunk it fails on: again in small pieces, to keep what
+                    # precedes the damage
+                    for i in range(0, len(chunk), 512):
+                        try:
+                            out.write(before.decompress(chunk[i : i + 512]))
+                        except zlib.error:
+                            break
+                    return f"the gzip stream is damaged ({exc})"
+                fed = True
+                if not member.eof:
+                    break
+                chunk = member.unused_data  # the next member, or padding after the last one
+                member, fed = zlib.decompressobj(31), False
+                if not chunk.strip(b"\0"):
+                    chunk = b""
+    if fed and not member.eof:
+        return "the gzip stream ends early"
+    return None
+
+
+def _decompress_to_temp(path: str, kind: str) -> tuple[IO[bytes], str | None]:
+    """The decompressed capture in a temporary file, and what went wrong if the compressed stream is
+    truncated or damaged: what decompressed before that point is kept and read (the reader then also
+    warns about a record cut in the middle)."""
     import tempfile  # only compressed captures need it
 
     tmp = tempfile.TemporaryFile(prefix="tls-analyzer-")  # noqa: SIM115 - returned open
+    problem: str | None = None
     if kind == "gzip":
-        # a truncated archive keeps what decompressed; the reader then warns about the tail
-        with gzip.open(path, "rb") as src, contextlib.suppress(OSError, EOFError):
-            shutil.copyfileobj(src, tmp, 1 << 20)
+        problem = _gunzip(path, tmp)
     else:
         exe = shutil.which("zstd")
         if exe is None:
             raise CaptureError(f"{path}: zstd-compressed capture and no `zstd` program to decompress it")
-        subprocess.run([exe, "-dc", path], stdout=tmp, stderr=subprocess.DEVNULL, check=False)
+        done = subprocess.run([exe, "-dc", path], stdout=tmp, stderr=subprocess.PIPE, check=False)
+        if done.returncode:
+            lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
+            detail = lines[-1].removeprefix(f"{path} : ")[:120] if lines else ""
+            problem = "the zstd stream is damaged or ends early" + (f" ({detail})" if detail else "")
     tmp.flush()
     tmp.seek(0)
-    return tmp
+    return tmp, problem
 
 
 Walk = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]
@@ -164,9 +202,17 @@ class CaptureReader:
         if head[:2] == GZIP_MAGIC or head == ZSTD_MAGIC:
             kind = "gzip" if head[:2] == GZIP_MAGIC else "zstd"
             fh.close()
-            fh = _decompress_to_temp(self.path, kind)
+            fh, problem = _decompress_to_temp(self.path, kind)
             self.info.compressed = kind
             head = fh.read(4)
+            if problem is not None:
+                if len(head) < 4:
+                    fh.close()
+                    raise CaptureError(f"{self.path}: {problem}; nothing could be decompressed")
+                kept = fh.seek(0, os.SEEK_END)
+                self.info.warnings.append(
+                    f"{os.path.basename(self.path)}: {problem}; read as far as it decompressed ({kept:,} bytes)"
+                )
         fh.seek(0, os.SEEK_END)
         size = fh.tell()
         self.info.size_bytes = size
