@@ -94,7 +94,7 @@ def _gunzip(path: str, out: IO[bytes]) -> str | None:
     member = zlib.decompressobj(31)
     fed = False  # the current member has had input
     with open(path, "rb") as src:
-        while chunk := src.read(1 << 16):
+        while chunk := src.read(1 << 20):
             while chunk:
                 before = member.copy()
                 try:
