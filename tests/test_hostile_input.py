@@ -21,6 +21,18 @@ from analyzer import schema
 SOURCE = ZEEK_TRACES / "tls" / "tls13draft16-ff52.a01.pcap"
 
 
+INCIDENT = pathlib.Path(__file__).resolve().parent.parent / "samples" / "incident-mixed.pcapng"
+
+
+def damaged(data: bytes, rng: random.Random, start: int, most: int) -> bytearray:
+    """A copy of ``data`` with 1 to ``most`` random bytes overwritten at or after offset ``start``
+    (the file header before it stays valid)."""
+    out = bytearray(data)
+    for _ in range(rng.randint(1, most)):
+        out[rng.randrange(start, len(out))] = rng.randrange(256)
+    return out
+
+
 def check(result: analyzer.AnalysisResult) -> None:
     assert list(result.handshakes.columns) == [c.name for c in schema.HANDSHAKES]
     failed = result.handshakes[result.handshakes.outcome == "failed"]
@@ -78,11 +90,7 @@ def test_random_corruption() -> None:
     with tempfile.TemporaryDirectory() as d:
         p = pathlib.Path(d) / "c.pcap"
         for _ in range(150):
-            mutated = bytearray(data)
-            for _ in range(rng.randint(1, 40)):
-                pos = rng.randrange(24, len(mutated))
-                mutated[pos] = rng.randrange(256)
-            p.write_bytes(bytes(mutated))
+            p.write_bytes(bytes(damaged(data, rng, 24, 40)))
             check(analyzer.analyze(p))
 
 
@@ -130,16 +138,11 @@ def test_damaged_captures_split_between_workers_equal_one_process(tmp_path: path
     shards give the tables and the warnings (frame numbers included) of one process."""
     import pandas as pd
 
-    data = bytearray(
-        (pathlib.Path(__file__).resolve().parent.parent / "samples" / "incident-mixed.pcapng").read_bytes()
-    )
+    data = INCIDENT.read_bytes()
     rng = random.Random(77)
     p = tmp_path / "damaged.pcapng"
     for round_ in range(6):
-        mutated = bytearray(data)
-        for _ in range(rng.randint(5, 60)):
-            pos = rng.randrange(64, len(mutated))
-            mutated[pos] = rng.randrange(256)
+        mutated = damaged(data, rng, 64, 60)
         p.write_bytes(bytes(mutated[: len(mutated) - rng.randrange(1, 3000)]))
         one, two = analyzer.analyze(p), analyzer.analyze(p, jobs=2)
         check(two)
@@ -160,9 +163,8 @@ def _first_epb(data: bytes) -> int:
 
 
 def test_pcapng_timestamp_past_int64_is_a_warning_not_a_traceback(tmp_path: pathlib.Path) -> None:
-    src = pathlib.Path(__file__).resolve().parent.parent / "samples" / "incident-mixed.pcapng"
-    data = bytearray(src.read_bytes())
-    full = analyzer.analyze(src)
+    data = bytearray(INCIDENT.read_bytes())
+    full = analyzer.analyze(INCIDENT)
     at = _first_epb(bytes(data))
     struct.pack_into("<I", data, at + 12, 0xFFFFFFFF)  # timestamp high word: ~585,000 years of microseconds
     p = tmp_path / "future.pcapng"
@@ -174,16 +176,11 @@ def test_pcapng_timestamp_past_int64_is_a_warning_not_a_traceback(tmp_path: path
 
 
 def test_random_corruption_of_a_pcapng(tmp_path: pathlib.Path) -> None:
-    data = bytearray(
-        (pathlib.Path(__file__).resolve().parent.parent / "samples" / "incident-mixed.pcapng").read_bytes()
-    )
+    data = INCIDENT.read_bytes()
     rng = random.Random(4321)
     p = tmp_path / "c.pcapng"
     for _ in range(60):
-        mutated = bytearray(data)
-        for _ in range(rng.randint(1, 60)):
-            mutated[rng.randrange(32, len(mutated))] = rng.randrange(256)
-        p.write_bytes(bytes(mutated))
+        p.write_bytes(bytes(damaged(data, rng, 32, 60)))
         check(analyzer.analyze(p))
 
 
