@@ -167,8 +167,9 @@ def _ipv6_ext_walk(data: np.ndarray, l3: int, end: int) -> tuple[int, int, bool]
     return pos, nh, frag
 
 
-# odd 64-bit multipliers for the shard hash of a canonical 4-tuple (any fixed mix will do: all that
-# matters is that every process computes the same shard for a connection's every packet)
+# odd 64-bit multipliers, one per word of a canonical 4-tuple (A's address, B's, the ports), for the
+# shard hash: any fixed mix will do, as long as every process computes the same shard for every
+# packet of a connection
 SHARD_MIX = tuple(
     np.uint64(m)
     for m in (
@@ -181,7 +182,6 @@ SHARD_MIX = tuple(
         0xD6E8FEB86659FD93,
         0xFF51AFD7ED558CCD,
         0xC4CEB9FE1A85EC53,
-        0x85EBCA77C2B2AE63,
     )
 )
 
@@ -192,7 +192,7 @@ def shard_of(a: list[np.ndarray], b: list[np.ndarray], k_ports: np.ndarray, n: i
     words = [*a, *b, k_ports]
     h = np.zeros(len(k_ports), dtype=np.uint64)
     with np.errstate(over="ignore"):
-        for w, m in zip(words, SHARD_MIX, strict=False):
+        for w, m in zip(words, SHARD_MIX, strict=True):
             h = (h ^ w.astype(np.uint64)) * m
     h ^= h >> np.uint64(31)
     return (h % np.uint64(n)).astype(np.int64)
