@@ -201,3 +201,19 @@ def test_cleartext_following_that_stops_while_replaying_the_server_banner() -> N
     flow.payload(0, 5001 + len(banner), b"more\r\n", 6, 5, 5)
     flow.payload(1, 1001, b"HELLO there\r\n", 13, 6, 6)
     assert flow.mode == SKIP and flow.watcher is None
+
+
+def test_values_shared_between_connections_have_a_memory_budget() -> None:
+    """Hellos with ever-new large cipher lists or extensions (hostile, or just many stacks) stop being
+    kept for sharing once the budget is spent, instead of growing memory without bound."""
+    from analyzer.tls import messages as m
+
+    m.clear_shared()
+    try:
+        for i in range(3000):
+            m.shared(tuple(range(i, i + 1000)))  # ~36 KB each: 100 MB if all were kept
+            m.shared(m.Extension(13, i.to_bytes(4, "big") * 8000))  # 32 KB of extension data each
+        assert m._shared_bytes[0] <= m.SHARED_BYTES_MAX
+        assert len(m._SHARED) < 3000
+    finally:
+        m.clear_shared()

@@ -40,7 +40,7 @@ def printable(raw: bytes) -> str:
 _T = TypeVar("_T")
 _SHARED: dict[object, object] = {}
 SHARED_MAX = 1 << 16  # distinct values kept; beyond it values are simply not shared
-SHARED_BYTES_MAX = 64 << 20  # and at most this much certificate DER
+SHARED_BYTES_MAX = 64 << 20  # and at most about this much memory (certificate DER, lists, extensions)
 _shared_bytes = [0]
 # extensions whose bytes differ in every hello (names, key shares, tickets, PSKs, padding, ECH)
 VARYING_EXTENSIONS = frozenset({0, 21, 35, 40, 41, 44, 51, 0xFE0D, 0xFF01})
@@ -55,12 +55,23 @@ def shared(value: _T) -> _T:
     if got is not None:
         return got  # type: ignore[return-value]
     if len(_SHARED) < SHARED_MAX:
-        if isinstance(value, bytes):
-            if _shared_bytes[0] + len(value) > SHARED_BYTES_MAX:
-                return value
-            _shared_bytes[0] += len(value)
+        cost = _cost(value)
+        if _shared_bytes[0] + cost > SHARED_BYTES_MAX:
+            return value  # hostile input (many distinct large lists) must not grow memory without bound
+        _shared_bytes[0] += cost
         _SHARED[key] = value
     return value
+
+
+def _cost(value: object) -> int:
+    """Roughly the bytes a shared value holds: DER, an extension's data, a list of numbers."""
+    if isinstance(value, bytes):
+        return len(value)
+    if isinstance(value, Extension):
+        return 64 + len(value.data)
+    if isinstance(value, tuple):
+        return 64 + 36 * len(value)
+    return 64
 
 
 def clear_shared() -> None:
@@ -73,6 +84,7 @@ def clear_shared() -> None:
 # a constant ClientHello extension (same type and bytes, VARYING_EXTENSIONS aside) to the field it
 # decoded to: the hellos of one client stack repeat them, and their bytes are hashed once anyway
 _DECODED: dict[object, tuple[str, object]] = {}
+DECODED_DATA_MAX = 512  # real constant extensions are a few dozen bytes: larger ones are not kept
 
 
 class Extension(NamedTuple):
@@ -355,7 +367,7 @@ def parse_client_hello(body: bytes) -> ClientHello:
                 continue
         except ParseError:
             continue  # a malformed extension body does not hide the rest of the hello
-        if ext.type not in VARYING_EXTENSIONS and len(decoded) < SHARED_MAX:
+        if ext.type not in VARYING_EXTENSIONS and len(ext.data) <= DECODED_DATA_MAX and len(decoded) < SHARED_MAX:
             name = EXTENSION_FIELDS[ext.type]
             decoded[ext] = (name, fields[name])
     return ClientHello(
