@@ -237,15 +237,30 @@ def row_count(kind: str, path: Path) -> int | None:
     return None
 
 
+# issue 6's bar: tls-analyzer's packets/s at least this many times the peer's, on the same file
+TARGETS = {"suricata": 2.0, "ndpiReader": 1.5}
+
+
+def ratios(results: list[Result]) -> dict[str, float]:
+    """tls-analyzer's packets/s divided by each peer's (same file, same run)."""
+    ok = {r.tool: r.packets / r.median_s for r in results if r.seconds and not r.error and not r.skipped}
+    mine = ok.get("tls-analyzer")
+    if not mine:
+        return {}
+    return {tool: round(mine / pps, 3) for tool, pps in ok.items() if tool != "tls-analyzer" and pps}
+
+
 def fmt_table(results: list[Result]) -> str:
-    head = ["tool", "packets", "seconds", "packets/s", "MB/s", "peak RSS MiB", "output"]
+    head = ["tool", "packets", "seconds", "packets/s", "MB/s", "peak RSS MiB", "analyzer / tool", "output"]
     rows: list[list[str]] = []
+    rel = ratios(results)
     for r in results:
         if r.skipped or r.error or not r.seconds:
-            rows.append([r.tool, f"{r.packets:,}", "-", "-", "-", "-", r.skipped or r.error[:80]])
+            rows.append([r.tool, f"{r.packets:,}", "-", "-", "-", "-", "-", r.skipped or r.error[:80]])
             continue
         s = r.summary()
         what = f"{r.rows:,} {r.rows_what}" if r.rows is not None else ""
+        target = f" (target {TARGETS[r.tool]}x)" if r.tool in TARGETS else ""
         rows.append(
             [
                 r.tool,
@@ -254,6 +269,7 @@ def fmt_table(results: list[Result]) -> str:
                 f"{s['packets_per_s']:,}",
                 f"{s['mb_per_s']:.1f}",
                 f"{s['max_peak_rss_mib']:.0f}",
+                f"{rel[r.tool]:.2f}x{target}" if r.tool in rel else "",
                 what,
             ]
         )
@@ -363,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
             "runs": a.runs,
             "host_cpus": os.cpu_count(),
             "results": [r.summary() for r in results],
+            "analyzer_packets_per_s_ratio": ratios(results),
+            "targets": TARGETS,
         }
         print(json.dumps(doc, indent=1))
     else:
