@@ -107,9 +107,11 @@ def _serve(
                 if cmd == "scan":
                     idx: list[int] = msg[2]
                     shard: tuple[int, int] | None = msg[3]
+                    summarise: bool = msg[
+                        4
+                    ]  # not for the shards of a lone group: nothing else can share its connections
                     paths = [files[i] for i in idx]
-                    # a shard of one group needs no 4-tuple summary: no other group can share its connections
-                    scan = scan_group(paths, idx, ports, log, summarise=shard is None, spill=True, shard=shard)
+                    scan = scan_group(paths, idx, ports, log, summarise=summarise, spill=True, shard=shard)
                     flows_of[g], scan.flows = scan.flows, []
                     stores_of[g], scan.store = scan.store, None
                     conn.send(("ok", g, scan))
@@ -146,6 +148,21 @@ def _serve(
         return
     finally:
         conn.close()
+
+
+def _per_group(scans: list[Scan]) -> list[Scan]:
+    """The shards of each group of files as one scan summary, for merge_overlapping: their 4-tuples
+    are disjoint, so the union of their heads and tails is the group's own."""
+    out: dict[tuple[int, ...], Scan] = {}
+    for scan in scans:
+        key = tuple(scan.files)
+        whole = out.get(key)
+        if whole is None:
+            out[key] = Scan(list(scan.files), [], scan.stats, [], [], None, None, dict(scan.heads), dict(scan.tails))
+        else:
+            whole.heads.update(scan.heads)
+            whole.tails.update(scan.tails)
+    return list(out.values())
 
 
 def _rows(
@@ -205,23 +222,25 @@ class Parallel:
         progress: Callable[[int, int], None] | None,
         details: bool,
     ) -> tuple[Parallel | None, list[list[int]]]:
-        """Start the workers and run the packet pass over independent groups of files. When groups turn
-        out to share a connection they are joined and the pass runs again with the joined groups,
-        until the groups are independent (the workers then hold them: returned) or one group is left
-        (None and that group: the caller reads it in one process, spilling as usual). None and the
-        planned groups off Linux (no fork)."""
+        """Start the workers and run the packet pass over independent groups of files, each group split
+        into shards by connection when there are fewer groups than workers. When groups turn out to
+        share a connection they are joined and the pass runs again with the joined groups, until the
+        groups are independent (the workers then hold them: returned); a single group is split
+        between all the workers. None and the planned groups off Linux (no fork) or with one job."""
         groups = plan_groups(files)
         if sys.platform != "linux" or jobs < 2:
             return None, groups
         serve_args = (list(files), ports, log, trust, details)  # what each worker's loop (_serve) is given
         _preload()
         while len(groups) > 1:
-            par = cls._scan(serve_args, [(g, None) for g in groups], sizes, jobs, progress)
+            per = jobs // len(groups)  # shards per group, so that no worker is left idle
+            units = [(g, (k, per) if per > 1 else None, True) for g in groups for k in range(per if per > 1 else 1)]
+            par = cls._scan(serve_args, units, sizes, jobs, progress)
             if any(s.had_secrets for s in par.scans):
                 par.stop()  # secrets apply to the files after them: one flow table
                 groups = [list(range(len(files)))]
                 break
-            joined = merge_overlapping(par.scans)
+            joined = merge_overlapping(_per_group(par.scans))
             if joined is None:
                 return par, groups
             par.stop()  # a connection crosses groups: join them and read again
@@ -230,14 +249,14 @@ class Parallel:
         # reads all of it and keeps the connections of its own shard of 4-tuples. A connection's packets
         # all have its 4-tuple, so each shard holds whole connections and nothing is stitched between
         # them; what crosses connections (server profiles, chain verdicts) is merged as for groups.
-        shards = [(groups[0], (k, jobs)) for k in range(jobs)]
+        shards = [(groups[0], (k, jobs), False) for k in range(jobs)]
         return cls._scan(serve_args, shards, sizes, jobs, progress), groups
 
     @classmethod
     def _scan(
         cls,
         serve_args: tuple[Any, ...],
-        units: Sequence[tuple[list[int], tuple[int, int] | None]],
+        units: Sequence[tuple[list[int], tuple[int, int] | None, bool]],
         sizes: Sequence[int],
         jobs: int,
         progress: Callable[[int, int], None] | None,
@@ -246,7 +265,7 @@ class Parallel:
         and run round 1 (the packet pass)."""
         ctx = multiprocessing.get_context("fork")
         n = min(jobs, len(units))
-        size = [sum(sizes[i] for i in group) for group, _shard in units]
+        size = [sum(sizes[i] for i in group) for group, _shard, _summarise in units]
         # largest units first, each to the least loaded worker
         load = [0] * n
         owner = [0] * len(units)
@@ -267,7 +286,7 @@ class Parallel:
         total, done = sum(size), 0
         scans: dict[int, Scan] = {}
         try:
-            messages = [(owner[g], ("scan", g, group, shard)) for g, (group, shard) in enumerate(units)]
+            messages = [(owner[g], ("scan", g, *unit)) for g, unit in enumerate(units)]
             for g, scan in par._round(messages):
                 scans[g] = scan
                 done += size[g]

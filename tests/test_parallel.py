@@ -285,3 +285,32 @@ def test_cli_streamed_formats_with_jobs_are_byte_identical(tmp_path: pathlib.Pat
     assert main(["analyze", *files, "--format", fmt, "-o", str(one)]) == 0
     assert main(["analyze", *files, "--format", fmt, "-o", str(two), "--jobs", "2"]) == 0
     assert one.read_bytes() == two.read_bytes() and len(one.read_bytes()) > 100_000
+
+
+def test_fewer_files_than_workers_are_split_into_shards(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
+) -> None:
+    """Two independent files and four workers: each file is read by two workers, each keeping half of
+    its connections; and a connection cut between two files is still found, joined and stitched."""
+    import analyzer.parallel as parallel
+
+    seen_units: list[list[object]] = []
+    scan = parallel.Parallel._scan.__func__  # type: ignore[attr-defined]
+
+    def recorded(cls: type, serve_args: object, units: list[object], *rest: object) -> object:
+        seen_units.append(list(units))
+        return scan(cls, serve_args, units, *rest)
+
+    monkeypatch.setattr(parallel.Parallel, "_scan", classmethod(recorded))
+    files = [str(SAMPLES / "workload-mixed.pcap"), str(SAMPLES / "incident-mixed.pcapng")]
+    assert len(plan_groups(files)) == 2
+    _same(analyze(files), analyze(files, jobs=4))
+    assert [u[1] for u in seen_units[0]] == [(0, 2), (1, 2), (0, 2), (1, 2)]  # two shards per file
+    cut_a, cut_b = tmp_path / "morning.pcap", tmp_path / "evening.pcap"
+    _split_pcap(SAMPLES / "cert-expired.pcap", cut_a, cut_b, at=9)
+    whole = analyze(SAMPLES / "cert-expired.pcap")
+    seen_units.clear()
+    stitched = analyze([cut_a, cut_b], jobs=4)
+    assert len(seen_units) == 2 and len(seen_units[1]) == 4  # sharded per file, then joined into one group
+    cols = ["conn_id", "outcome", "failure_cause", "alert"]
+    pd.testing.assert_frame_equal(whole.handshakes[cols], stitched.handshakes[cols])
