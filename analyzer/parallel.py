@@ -2,9 +2,10 @@
 and finished rows cross process boundaries (shipping connection state back costs more than reading it).
 
 Each worker owns some units: groups of files (analyzer/scan.py: a group is a rotated series read
-through one flow table) or, when there is a single group (one capture), a shard of it: every worker
-reads the whole group and keeps the connections whose 4-tuple hash falls in its shard (Engine.shard).
-Three rounds, each a message per unit, answered as soon as the unit is done:
+through one flow table) or, when there are fewer groups than workers (a single capture, say),
+shards of them: each shard's worker reads the whole group and keeps the connections whose 4-tuple
+hash falls in its shard (packets.shard_of, Engine.shard). Three rounds, each a message per unit,
+answered as soon as the unit is done:
 
 1. scan: the packet pass; the worker keeps the connections (idle ones in its own spill file,
    analyzer/spill.py) and answers with the unit's summary
@@ -16,10 +17,11 @@ Three rounds, each a message per unit, answered as soon as the unit is done:
    chains they carried, and answers with what the other groups need: what each server agreed to,
    every visible chain verdict per server (for TLS 1.3 connections whose chain is hidden).
 3. rows: with the merged server profiles and chain verdicts, the worker diagnoses its connections
-   and answers with their rows, connection by connection, each with its order key.
+   and sends their rows as they are built, ROW_CHUNK connections a message, each with its order
+   key (for the CLI's csv/json/jsonl, as the text the parent writes).
 
-The parent merges the rows in the order a sequential run makes them (first packet time, file,
-frame), so the tables are identical to ``jobs=1`` (tests/test_parallel.py). Worker processes are
+The parent merges the units' rows as they arrive, in the order a sequential run makes them (first
+packet time, file, frame), so the tables are identical to ``jobs=1`` (tests/test_parallel.py). Worker processes are
 forked (Linux), so they start with the modules and the key log already loaded; elsewhere --jobs
 falls back to the one-process path.
 """
