@@ -106,6 +106,12 @@ def _stream(args: argparse.Namespace, progress: Progress) -> AnalysisResult:
     return result
 
 
+def _lost_worker(exc: BaseException) -> bool:
+    """A --jobs worker killed from outside (the out-of-memory killer): not a bug to report."""
+    parallel = sys.modules.get("analyzer.parallel")  # only loaded when --jobs was used
+    return parallel is not None and isinstance(exc, parallel.WorkerLost)
+
+
 class UsageError(Exception):
     """Bad usage found after argument parsing; the CLI prints it in one line and exits 2."""
 
@@ -274,6 +280,9 @@ def _run_report_command(args: argparse.Namespace) -> int:
     except Exception as exc:  # a bug: one line for the user, the traceback on request
         if os.environ.get("TLS_ANALYZER_DEBUG"):
             raise
+        if _lost_worker(exc):
+            print(f"tls-analyzer: {exc}", file=sys.stderr)
+            return 1
         print(
             f"tls-analyzer: internal error ({type(exc).__name__}: {exc}); rerun with TLS_ANALYZER_DEBUG=1",
             file=sys.stderr,
@@ -311,6 +320,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress.close()
         if os.environ.get("TLS_ANALYZER_DEBUG"):
             raise
+        if _lost_worker(exc):
+            print(f"tls-analyzer: {exc}", file=sys.stderr)
+            return 1
         print(
             f"tls-analyzer: internal error ({type(exc).__name__}: {exc}); rerun with TLS_ANALYZER_DEBUG=1 and report it",
             file=sys.stderr,

@@ -64,6 +64,10 @@ class WorkerError(RuntimeError):
     """A worker process failed (a bug, or it was killed); the message says which and how."""
 
 
+class WorkerLost(WorkerError):
+    """A worker process ended without a word: killed, most likely by the out-of-memory killer."""
+
+
 # modules every worker would otherwise import on its own (certificate judging, alert semantics, the
 # spill file, STARTTLS): imported once before the fork, the workers share them (and the parent needs
 # the X.509 ones for the certificates table anyway)
@@ -337,7 +341,9 @@ class Parallel:
         try:
             status, g, payload = conn.recv()
         except EOFError:
-            raise WorkerError("a worker process ended unexpectedly (out of memory?)") from None
+            raise WorkerLost(
+                "a worker process ended unexpectedly (killed, or out of memory?); try again with fewer --jobs"
+            ) from None
         if status == "error":
             raise WorkerError(f"worker failed on files {self.scans[g].files if self.scans else g}: {payload}")
         return status, g, payload
@@ -455,4 +461,4 @@ class Parallel:
             self.stop()
 
 
-__all__ = ["Parallel", "WorkerError"]
+__all__ = ["Parallel", "WorkerError", "WorkerLost"]

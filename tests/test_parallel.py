@@ -314,3 +314,25 @@ def test_fewer_files_than_workers_are_split_into_shards(
     assert len(seen_units) == 2 and len(seen_units[1]) == 4  # sharded per file, then joined into one group
     cols = ["conn_id", "outcome", "failure_cause", "alert"]
     pd.testing.assert_frame_equal(whole.handshakes[cols], stitched.handshakes[cols])
+
+
+def test_cli_says_plainly_when_a_worker_is_killed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A worker that dies without a word (the out-of-memory killer) ends the run with one line that
+    says so, exit status 1, no partial output file and no worker left behind."""
+    import multiprocessing
+    import os
+
+    import analyzer.parallel as parallel
+
+    def killed(*args: object, **kw: object) -> None:
+        os._exit(137)  # what SIGKILL looks like from outside: no exception, no message
+
+    monkeypatch.setattr(parallel, "scan_group", killed)  # the workers are forked: they inherit it
+    out = tmp_path / "rows.csv"
+    code = main(["analyze", str(SAMPLES / "workload-mixed.pcap"), "--jobs", "2", "--format", "csv", "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1 and "a worker process ended unexpectedly (killed, or out of memory?)" in err
+    assert "internal error" not in err and not out.exists()
+    assert not multiprocessing.active_children()
