@@ -245,3 +245,29 @@ def test_without_pread_the_records_are_read_by_seeking(monkeypatch: pytest.Monke
     monkeypatch.setattr(spill, "WRITE_BUFFER", 4096)  # written (and read back) in small pieces
     monkeypatch.delattr(os, "pread")
     assert _plain(path, None) == plain
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [("tcp/reassembly.py", "Reassembler"), ("tls/records.py", "RecordLayer"), ("tls/records.py", "HandshakeAssembler")],
+)
+def test_slot_classes_state_names_every_slot_in_order(path: str, name: str) -> None:
+    """state() and restore() of the classes a TLS record holds list every slot, in __slots__ order."""
+    tree = ast.parse((ROOT / "analyzer" / path).read_text())
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name)
+    slots = next(
+        n.value for n in cls.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", None) == "__slots__"
+    )
+    names = [elt.value for elt in slots.elts]  # type: ignore[attr-defined]
+
+    def listed(method: str) -> list[str]:
+        fn = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == method)
+        found = [a for a in ast.walk(fn) if isinstance(a, ast.Attribute) and getattr(a.value, "id", "") == "self"]
+        return [a.attr for a in sorted(found, key=lambda a: (a.lineno, a.col_offset))]
+
+    assert listed("state") == names
+    restore = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "restore")
+    unpacked = next(n for n in ast.walk(restore) if isinstance(n, ast.Assign)).targets[0]
+    targets = [e.attr if isinstance(e, ast.Attribute) else e.id for e in unpacked.elts]  # type: ignore[attr-defined]
+    # in state()'s order; a buffer goes through a local (buf) that restore() turns back into a bytearray
+    assert [t.lstrip("_") for t in targets] == [n.lstrip("_") for n in names]
