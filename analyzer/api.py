@@ -14,7 +14,7 @@ from analyzer.diagnose.rules import Verdict
 from analyzer.errors import CaptureError
 from analyzer.packets import SkimStats
 from analyzer.result import AnalysisResult
-from analyzer.scan import Scan, merged_errors, scan_files, scan_group
+from analyzer.scan import merged_errors, scan_files
 from analyzer.stages import diagnose, in_order, profiles, survey, wrap_up
 from analyzer.tables import TableBuilder
 from analyzer.tcp.flow import DEFAULT_TLS_PORTS, Flow
@@ -148,17 +148,11 @@ def _analyze(
     for r in readers:
         r.close()
     par = None
-    scans: list[Scan] = []
     if jobs > 1:
         from analyzer.parallel import Parallel
 
-        par, groups = Parallel.start(files, sizes, ports, log, trust, jobs, progress, details)
-        if par is None and len(groups) == 1:  # the files turned out to be one series: one flow table
-            scans = [scan_group([files[i] for i in groups[0]], groups[0], ports, log, progress, 0, sum(sizes))]
-    if par is not None:
-        scans = par.scans
-    elif not scans:
-        scans = scan_files(files, sizes, ports, log, jobs, progress)
+        par = Parallel.start(files, sizes, ports, log, trust, jobs, progress, details)  # None off Linux
+    scans = par.scans if par is not None else scan_files(files, sizes, ports, log, jobs, progress)
     # merged in file order, as a sequential run would have met them
     warnings.extend(m for _, m in sorted((w for s in scans for w in s.warnings), key=lambda w: w[0]))
     errors = merged_errors(scans)

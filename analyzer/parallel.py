@@ -227,15 +227,16 @@ class Parallel:
         jobs: int,
         progress: Callable[[int, int], None] | None,
         details: bool,
-    ) -> tuple[Parallel | None, list[list[int]]]:
+    ) -> Parallel | None:
         """Start the workers and run the packet pass over independent groups of files, each group split
         into shards by connection when there are fewer groups than workers. When groups turn out to
         share a connection they are joined and the pass runs again with the joined groups, until the
         groups are independent (the workers then hold them: returned); a single group is split
-        between all the workers. None and the planned groups off Linux (no fork) or with one job."""
+        between all the workers. None off Linux (no fork) or with one job: the caller reads the files
+        in this process (scan.scan_files)."""
         groups = plan_groups(files)
         if sys.platform != "linux" or jobs < 2:
-            return None, groups
+            return None
         serve_args = (list(files), ports, log, trust, details)  # what each worker's loop (_serve) is given
         _preload()
         while len(groups) > 1:
@@ -248,7 +249,7 @@ class Parallel:
                 break
             joined = merge_overlapping(_per_group(par.scans))
             if joined is None:
-                return par, groups
+                return par
             par.stop()  # a connection crosses groups: join them and read again
             groups = joined
         # One group (one capture, one rotated series, or files that share connections): every worker
@@ -256,7 +257,7 @@ class Parallel:
         # all have its 4-tuple, so each shard holds whole connections and nothing is stitched between
         # them; what crosses connections (server profiles, chain verdicts) is merged as for groups.
         shards = [(groups[0], (k, jobs), False) for k in range(jobs)]
-        return cls._scan(serve_args, shards, sizes, jobs, progress), groups
+        return cls._scan(serve_args, shards, sizes, jobs, progress)
 
     @classmethod
     def _scan(

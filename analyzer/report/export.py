@@ -29,7 +29,7 @@ class ExportError(RuntimeError):
 
 def neutralise(value: object) -> object:
     """A text cell that a spreadsheet would run as a formula gets a leading ' (OWASP CSV injection)."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+    if isinstance(value, str) and value[:1] in FORMULA_FIRST:
         return "'" + value
     return value
 
@@ -120,7 +120,7 @@ class RowWriter:
             if isinstance(v, float) and math.isnan(v):
                 cells[i] = None
         if self.fmt == "csv":
-            for i in self._text:
+            for i in self._text:  # neutralise()'s rule, inline: this runs for every row of --format csv
                 v = cells[i]
                 if isinstance(v, str) and v[:1] in FORMULA_FIRST:
                     cells[i] = "'" + v

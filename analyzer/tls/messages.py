@@ -313,14 +313,14 @@ def _u16_list(data: bytes, length_size: int = 2) -> tuple[int, ...]:
 
 # --------------------------------------------------------------------------- hellos
 
+# the ClientHello field each constant extension decodes to (the cache of parse_client_hello; key
+# shares vary per hello and are never cached)
 EXTENSION_FIELDS = {
     EXT_ALPN: "alpn",
     EXT_SUPPORTED_GROUPS: "supported_groups",
     EXT_EC_POINT_FORMATS: "ec_point_formats",
     EXT_SIGNATURE_ALGORITHMS: "signature_algorithms",
     EXT_SUPPORTED_VERSIONS: "supported_versions",
-    EXT_KEY_SHARE: "key_share_groups",
-    EXT_KEY_SHARE_DRAFT: "key_share_groups",
     EXT_PSK_MODES: "psk_modes",
     EXT_STATUS_REQUEST: "status_request",
 }
