@@ -137,17 +137,19 @@ def _serve(
                         found.first_ts,
                     )
                     conn.send(("ok", g, answer))
-                elif cmd == "rows":
-                    store = stores_of.pop(g)
-                    end, kept = kept_of.pop(g)
-                    try:
-                        pairs = in_order(flows_of.pop(g), evidence_of.pop(g), store, end, kept)
-                        part = lambda bundles, g=g: conn.send(("part", g, bundles))  # noqa: E731
-                        cert_seen, first_seen = _rows(pairs, msg[2], ports, trust, names, details, part)
-                        conn.send(("ok", g, (cert_seen, first_seen, store.problem if store is not None else None)))
-                    finally:
-                        if store is not None:
-                            store.close()
+                elif cmd == "rows":  # all of this worker's units, in order, with what they share
+                    for g in msg[2]:
+                        store = stores_of.pop(g)
+                        end, kept = kept_of.pop(g)
+                        try:
+                            pairs = in_order(flows_of.pop(g), evidence_of.pop(g), store, end, kept)
+                            part = lambda bundles, g=g: conn.send(("part", g, bundles))  # noqa: E731
+                            cert_seen, first_seen = _rows(pairs, msg[3], ports, trust, names, details, part)
+                            problem = store.problem if store is not None else None
+                            conn.send(("ok", g, (cert_seen, first_seen, problem)))
+                        finally:
+                            if store is not None:
+                                store.close()
             except Exception as exc:  # reported to the parent, which stops the analysis with it
                 conn.send(("error", g, f"{type(exc).__name__}: {exc}"))
     except (EOFError, KeyboardInterrupt):
@@ -370,8 +372,16 @@ class Parallel:
                     return
                 yield from pending[g].popleft()
 
-        with self._sending([(self.owner[g], ("rows", g, shared)) for g in units]):
-            yield from heapq.merge(*(unit(g) for g in units), key=lambda b: b[0])
+        # One message per worker, sent from this thread before any rows come back: every worker is
+        # idle, reading, so no send can block on a full pipe. (Sent from a helper thread, one copy of
+        # ``shared`` per unit, it crawled: each pipe-sized write waited for the GIL while this thread
+        # was busy with the first rows, and a worker with a second unit sat idle for ~50 ms.)
+        for w, conn in enumerate(self.conns):
+            mine = [g for g in units if self.owner[g] == w]
+            if mine:
+                with contextlib.suppress(OSError):  # a lost worker: reading its answer says so (WorkerLost)
+                    conn.send(("rows", -1, mine, shared))
+        yield from heapq.merge(*(unit(g) for g in units), key=lambda b: b[0])
 
     def stop(self) -> None:
         for conn in self.conns:
