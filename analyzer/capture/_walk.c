@@ -140,16 +140,17 @@ static void link_layer(const unsigned char *d, Py_ssize_t len, int64_t o, int32_
     *fam = et == 0x0800 ? 4 : et == 0x86DD ? 6 : 0;
 }
 
-/* tcp_headers(data, off, caplen, linktype) -> (columns, tcp, non_ip, non_tcp, fragments,
- *                                               first_fragment, truncated)
+/* tcp_headers(data, off, caplen, linktype, columns) -> (tcp, non_ip, non_tcp, fragments,
+ *                                                      first_fragment, truncated)
  * data: the bytes the offsets point into; off, caplen: int64 per frame; linktype: int32 per frame.
- * columns: bytes holding NCOLS int64 rows of len(off) entries, of which the first `tcp` are the
- * TCP segments, in frame order: frame index, family, A's address (4 words), B's, A's port, B's,
+ * columns: a writable buffer of at least NCOLS x len(off) int64 (the caller's, reused from block
+ * to block), filled as NCOLS rows of len(off) entries, of which the first `tcp` are the TCP
+ * segments, in frame order: frame index, family, A's address (4 words), B's, A's port, B's,
  * swapped (1 when the sender is B), flags, seq, ack, payload offset, captured and wire payload
  * lengths. A is the lower (address, port) of the two ends. first_fragment: index or -1. */
 static PyObject *tcp_headers(PyObject *self, PyObject *args) {
-    Py_buffer vd, vo, vc, vl;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*", &vd, &vo, &vc, &vl))
+    Py_buffer vd, vo, vc, vl, vout;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*w*", &vd, &vo, &vc, &vl, &vout))
         return NULL;
     Py_ssize_t n = vo.len / (Py_ssize_t)sizeof(int64_t);
     PyObject *out = NULL;
@@ -157,10 +158,11 @@ static PyObject *tcp_headers(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "off, caplen and linktype differ in length");
         goto done;
     }
-    out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)NCOLS * n * (Py_ssize_t)sizeof(int64_t));
-    if (out == NULL)
+    if (vout.len / (Py_ssize_t)sizeof(int64_t) < (Py_ssize_t)NCOLS * n) {
+        PyErr_SetString(PyExc_ValueError, "the columns buffer is too small");
         goto done;
-    int64_t *col = (int64_t *)PyBytes_AS_STRING(out);
+    }
+    int64_t *col = (int64_t *)vout.buf;
     const unsigned char *d = (const unsigned char *)vd.buf;
     const int64_t *off = (const int64_t *)vo.buf, *caplen = (const int64_t *)vc.buf;
     const int32_t *lts = (const int32_t *)vl.buf;
@@ -260,9 +262,9 @@ static PyObject *tcp_headers(PyObject *self, PyObject *args) {
         m++;
     }
     Py_END_ALLOW_THREADS
-    PyObject *res = Py_BuildValue("(Nnnnnnn)", out, m, non_ip, non_tcp, frags, first_frag, truncated);
-    out = res;
+    out = Py_BuildValue("(nnnnnn)", m, non_ip, non_tcp, frags, first_frag, truncated);
 done:
+    PyBuffer_Release(&vout);
     PyBuffer_Release(&vd);
     PyBuffer_Release(&vo);
     PyBuffer_Release(&vc);
