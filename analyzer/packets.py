@@ -1,4 +1,5 @@
-"""Tier 1: vectorised L2-L4 header skim of a FrameBlock into TCP packet columns (no per-packet objects)."""
+"""Tier 1: L2-L4 header skim of a FrameBlock into TCP packet columns (no per-packet objects): one C pass
+(analyzer/capture/_walk.c) or numpy gathers, then numpy grouping by connection."""
 
 from __future__ import annotations
 
