@@ -13,7 +13,7 @@ import numpy as np
 from analyzer.capture.reader import FrameBlock
 
 # the optional compiled helper (setup.py, analyzer/capture/_walk.c): the header fields of a block's
-# frames in one pass in C, identical to the numpy gathers below (tests/test_packets.py), ~10x faster
+# frames in one pass in C, identical to the numpy gathers below (tests/test_walk.py), ~3x faster
 _tcp_headers: Callable[..., tuple[int, int, int, int, int, int]] | None
 try:
     _tcp_headers = importlib.import_module("analyzer.capture._walk").tcp_headers
@@ -314,7 +314,7 @@ def _fields_numpy(blk: FrameBlock, stats: SkimStats) -> Fields:
 # the compiled pass writes into one buffer per thread, reused from block to block: a fresh 10 MB
 # allocation per block of 65,536 frames left glibc's heap 17 MiB larger at the peak of a
 # 1,000,000-flow run
-N_FIELDS = 19
+N_FIELDS = 19  # rows of the buffer, in the order of the C enum (C_IDX ... C_WLEN): as Fields, A and B 4 rows each
 _scratch = threading.local()
 
 

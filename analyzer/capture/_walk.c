@@ -1,8 +1,7 @@
 /* Optional compiled helper: walk pcap record headers (the one step per record that Python
  * cannot vectorise), and read the L2-L4 header fields of a block's frames in one pass (numpy
  * needs a gather per field). analyzer/capture/reader.py and analyzer/packets.py fall back to
- * Python/numpy when this is absent; tests/test_walk.py checks that both
- * give identical results. */
+ * Python/numpy when this is absent; tests/test_walk.py checks that both give identical results. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
@@ -236,11 +235,10 @@ static PyObject *tcp_headers(PyObject *self, PyObject *args) {
                 dst[k] = g32(d, len, l3 + 24 + 4 * k);
             }
         }
-        int swap = 0; /* (src, sport) > (dst, dport), word by word */
-        int k = 0;
+        int k = 0; /* swapped: (src, sport) > (dst, dport), word by word */
         while (k < 4 && src[k] == dst[k])
             k++;
-        swap = k < 4 ? src[k] > dst[k] : sport > dport;
+        int swap = k < 4 ? src[k] > dst[k] : sport > dport;
         int64_t doff = (g8(d, len, t + 12) >> 4) * 4;
         int64_t pstart = t + (doff > 20 ? doff : 20);
         int64_t cap_end = end < ip_end ? end : ip_end;
