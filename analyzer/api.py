@@ -12,7 +12,7 @@ from analyzer.capture.reader import CaptureReader
 from analyzer.certificates import TrustSettings, rotations, row_preparer
 from analyzer.diagnose.rules import Verdict
 from analyzer.errors import CaptureError
-from analyzer.packets import SkimStats
+from analyzer.packets import SkimStats, release_buffer
 from analyzer.result import AnalysisResult
 from analyzer.scan import merged_errors, scan_files
 from analyzer.stages import diagnose, in_order, profiles, survey, wrap_up
@@ -104,6 +104,7 @@ def _run(
         result = _analyze(paths, tls_ports, progress, trust, keylogs, jobs, sink, details)
     finally:
         clear_shared()
+        release_buffer()
         if gc_was_enabled:
             gc.enable()
     return result

@@ -318,6 +318,11 @@ N_FIELDS = 19  # rows of the buffer, in the order of the C enum (C_IDX ... C_WLE
 _scratch = threading.local()
 
 
+def release_buffer() -> None:
+    """Hand this thread's header-pass buffer back (an analysis ends; a notebook's kernel lives on)."""
+    _scratch.__dict__.pop("cols", None)
+
+
 def _fields_c(blk: FrameBlock, stats: SkimStats) -> Fields:
     """_fields_numpy in one pass of the compiled helper (same values, same counts)."""
     assert _tcp_headers is not None

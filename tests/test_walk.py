@@ -150,3 +150,13 @@ def test_c_and_numpy_header_passes_agree_on_damaged_frames() -> None:
                 _both(reader.FrameBlock(data, blk.frame, blk.ts_ns, off, caplen, lt))
                 checked += 1
     assert checked > 100
+
+
+@needs_c_headers
+def test_header_pass_buffer_is_released_when_an_analysis_ends() -> None:
+    """The compiled pass's buffer (~10 MB for a full block) is not left behind in a notebook's kernel."""
+    import analyzer
+
+    result = analyzer.analyze(SAMPLES / "incident-mixed.pcapng")
+    assert len(result.handshakes) == 57
+    assert getattr(packets._scratch, "cols", None) is None
