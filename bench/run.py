@@ -207,18 +207,27 @@ def analyzer_command(template: str, capture: Path, output: Path) -> list[str] | 
     return [a.format(capture=capture, output=output) for a in shlex.split(template)]
 
 
-def bench_tool(res: Result, argv: list[str], runs: int, work: Path) -> None:
-    res.command = argv
-    print(f"[run] {res.tool}: {shlex.join(argv)}", file=sys.stderr, flush=True)
+def bench_tools(plans: list[tuple[Result, list[str]]], runs: int, work: Path) -> None:
+    """Every tool ``runs`` times, in rounds (each tool once per round): a slow spell of a shared
+    machine then costs every tool alike instead of skewing the ratios against one of them."""
+    for res, argv in plans:
+        res.command = argv
+        print(f"[run] {res.tool}: {shlex.join(argv)}", file=sys.stderr, flush=True)
     for i in range(runs):
-        wall, rss, rc, tail = timed(argv, work / f"{res.tool}.{i}.out", work)
-        res.seconds.append(round(wall, 4))
-        res.peak_rss_mib.append(round(rss, 1))
-        res.returncodes.append(rc)
-        print(f"[run]   run {i + 1}/{runs}: {wall:.2f} s, {rss:.0f} MiB, rc={rc}", file=sys.stderr, flush=True)
-        if rc != 0:
-            res.error = f"exit {rc}: {tail}"
-            break
+        for res, argv in plans:
+            if res.error:
+                continue
+            wall, rss, rc, tail = timed(argv, work / f"{res.tool}.{i}.out", work)
+            res.seconds.append(round(wall, 4))
+            res.peak_rss_mib.append(round(rss, 1))
+            res.returncodes.append(rc)
+            print(
+                f"[run]   {res.tool} run {i + 1}/{runs}: {wall:.2f} s, {rss:.0f} MiB, rc={rc}",
+                file=sys.stderr,
+                flush=True,
+            )
+            if rc != 0:
+                res.error = f"exit {rc}: {tail}"
 
 
 def row_count(kind: str, path: Path) -> int | None:
@@ -311,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     warm_cache(cap)  # every tool reads from the page cache, none pays for the disk
     packets = count_packets(cap)
     results: list[Result] = []
+    plans: list[tuple[Result, list[str]]] = []
+    counted: list[tuple[Result, Path]] = []  # whose output to count once every run is done
     work = Path(tempfile.mkdtemp(prefix="tls-bench-run-"))
     try:
         if not a.no_analyzer:
@@ -320,8 +331,8 @@ def main(argv: list[str] | None = None) -> int:
                 res.skipped = cmd
             else:
                 a.output.unlink(missing_ok=True)
-                bench_tool(res, cmd, a.runs, work)
-                res.rows = row_count("csv rows", a.output)
+                plans.append((res, cmd))
+                counted.append((res, a.output))
             results.append(res)
         peers: list[tuple[str, bool]] = [
             ("tshark", a.tshark),
@@ -341,33 +352,24 @@ def main(argv: list[str] | None = None) -> int:
             exe = shutil.which(tool) or tool
             if tool == "tshark":
                 res.rows_what = "ClientHello lines"
-                bench_tool(res, [exe, "-r", str(cap), *TSHARK_ARGS], a.runs, work)
-                res.rows = row_count(res.rows_what, work / "tshark.0.out")
+                plans.append((res, [exe, "-r", str(cap), *TSHARK_ARGS]))
+                counted.append((res, work / "tshark.0.out"))
             elif tool == "suricata":
                 logdir = work / "suricata"
                 logdir.mkdir()
                 conf = work / "suricata.yaml"
                 conf.write_text(SURICATA_YAML.format(logdir=logdir))
                 res.rows_what = "eve tls events"
-                argv_s = [
-                    exe,
-                    "-r",
-                    str(cap),
-                    "-c",
-                    str(conf),
-                    "-l",
-                    str(logdir),
-                    "-S",
-                    "/dev/null",
-                    "-k",
-                    "none",
-                ]
-                bench_tool(res, argv_s, a.runs, work)
-                res.rows = row_count(res.rows_what, logdir / "eve.json")
+                argv_s = [exe, "-r", str(cap), "-c", str(conf), "-l", str(logdir), "-S", "/dev/null", "-k", "none"]
+                plans.append((res, argv_s))
+                counted.append((res, logdir / "eve.json"))
             else:
                 res.rows_what = "flows"
-                bench_tool(res, [exe, "-i", str(cap)], a.runs, work)
-                res.rows = row_count(res.rows_what, work / "ndpiReader.0.out")
+                plans.append((res, [exe, "-i", str(cap)]))
+                counted.append((res, work / "ndpiReader.0.out"))
+        bench_tools(plans, a.runs, work)
+        for res, path in counted:
+            res.rows = row_count(res.rows_what, path)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
