@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from analyzer.spill import FlowStore
 
 CTRL = SYN | FIN | RST
+OPEN_RANK = 1 << 62  # added to an open flow's last packet time when choosing which idle flows to evict
 
 
 class Engine:
@@ -96,9 +97,18 @@ class Engine:
         flows = self.flows
         if len(flows) > EVICT_MIN:
             before = self.now - IDLE_MIN_NS
-            idle = [(not f.closed, f.last_ts, k) for k, f in flows.items() if f.last_ts < before]
-            idle.sort()
-            out = idle[: len(flows) - EVICT_MIN // 2]
+            # least recently active first, closed ones before open ones: one int per flow (the open
+            # bit above the time) sorts several times faster than a tuple per flow; ties keep the
+            # table's order. Which flows go is a matter of speed only: a flow comes back as it was.
+            keys: list[tuple[int, ...]] = []
+            ranks: list[int] = []
+            for k, f in flows.items():
+                ts = f.last_ts
+                if ts < before:
+                    keys.append(k)
+                    ranks.append(ts if f.closed else ts + OPEN_RANK)
+            order = sorted(range(len(ranks)), key=ranks.__getitem__)[: len(flows) - EVICT_MIN // 2]
+            out = [keys[i] for i in order]
             if out or self.retired:
                 if self.store is None:
                     try:
@@ -116,7 +126,7 @@ class Engine:
                 for old in self.retired:
                     self._store(old, False)
                 self.retired.clear()
-                for _open, _ts, k in out:
+                for k in out:
                     self._store(flows.pop(k), True)
         self._evict_at = max(EVICT_MIN, 2 * len(flows))
 
