@@ -160,3 +160,15 @@ def test_header_pass_buffer_is_released_when_an_analysis_ends() -> None:
     result = analyzer.analyze(SAMPLES / "incident-mixed.pcapng")
     assert len(result.handshakes) == 57
     assert getattr(packets._scratch, "cols", None) is None
+
+
+@needs_c_headers
+def test_c_header_pass_refuses_frames_outside_the_buffer() -> None:
+    """The reader never hands over such a frame; were a bug to, the C pass must refuse, not read past memory."""
+    data = np.zeros(100, dtype=np.uint8)
+    lt = np.ones(1, dtype=np.int32)
+    cols = np.empty(packets.N_FIELDS * 4096, dtype=np.int64)
+    for off, caplen in ((90, 20), (-1, 10), (0, -5), (2**62, 2**62)):
+        with pytest.raises(ValueError, match="outside the buffer"):
+            packets._tcp_headers(data, np.array([off], np.int64), np.array([caplen], np.int64), lt, cols)
+    assert packets._tcp_headers(data, np.array([40], np.int64), np.array([60], np.int64), lt, cols)[0] == 0

@@ -166,6 +166,12 @@ static PyObject *tcp_headers(PyObject *self, PyObject *args) {
     const int64_t *off = (const int64_t *)vo.buf, *caplen = (const int64_t *)vc.buf;
     const int32_t *lts = (const int32_t *)vl.buf;
     Py_ssize_t len = vd.len, m = 0, non_ip = 0, non_tcp = 0, frags = 0, first_frag = -1, truncated = 0;
+    for (Py_ssize_t i = 0; i < n; i++) { /* the reader's promise, checked: every read below stays in */
+        if (off[i] < 0 || caplen[i] < 0 || off[i] > (int64_t)len - caplen[i]) {
+            PyErr_Format(PyExc_ValueError, "frame %zd lies outside the buffer", i);
+            goto done;
+        }
+    }
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < n; i++) {
         int64_t l3, fam, end = off[i] + caplen[i];
