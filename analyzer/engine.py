@@ -66,8 +66,11 @@ class Engine:
         nctrl = np.add.reduceat(((cols.flags & CTRL) != 0).astype(np.int64), st).tolist()
         starts = starts_np.tolist()
         # many short runs (a SYN flood, a scan, small requests): what the per-packet loop reads becomes
-        # Python lists once for the block, instead of eight small conversions per run (~5 us a run)
-        whole = _as_lists(cols, 0, len(cols)) if len(cols.keys) * packets.SHORT_RUNS > len(cols) else None
+        # Python lists packets.LIST_CHUNK packets at a time (whole runs), instead of eight small conversions per
+        # run (~5 us a run); not the whole block at once: 65,536 packets as lists hold ~19 MB
+        short = len(cols.keys) * packets.SHORT_RUNS > len(cols)
+        chunk: PacketLists | None = None
+        chunk_at = chunk_end = 0
         flows = self.flows
         store = self.store
         for g, key in enumerate(cols.keys):
@@ -85,7 +88,11 @@ class Engine:
                 if tsmax[g] > flow.last_ts:
                     flow.last_ts = tsmax[g]
                 continue
-            self._run(key, flow, cols, data, starts[g], starts[g + 1], whole)
+            s, e = starts[g], starts[g + 1]
+            if short and e > chunk_end:  # the next piece of the block's columns, from this run on
+                chunk_at, chunk_end = s, min(len(cols), max(e, s + packets.LIST_CHUNK))
+                chunk = _as_lists(cols, chunk_at, chunk_end)
+            self._run(key, flow, cols, data, s, e, chunk if short else None, chunk_at)
         if self.spill:
             now = max(tsmax)
             if now > self.now:
@@ -173,19 +180,20 @@ class Engine:
         data: np.ndarray,
         s: int,
         e: int,
-        whole: PacketLists | None,
+        lists_of_run: PacketLists | None,
+        lists_at: int,
     ) -> None:
         """The packets of one 4-tuple in this block, in order. Per-packet Python only while the flow
         is not skimmed; the columns become Python lists a window at a time, so a bulk run that is
-        skimmed after its first packets is never converted as a whole (``whole``: the block's columns
-        as lists already, for a block of short runs)."""
+        skimmed after its first packets is never converted as a whole (``lists_of_run``: packets
+        ``lists_at`` on as lists already, this run's among them, for a block of short runs)."""
         i = s
         if flow is None:
             flow = self._new_flow(key, int(cols.ts_ns[s]), int(cols.frame[s]))
         window = 16
         while i < e:
-            if whole is not None:
-                lists, base, w = whole, 0, e
+            if lists_of_run is not None:
+                lists, base, w = lists_of_run, lists_at, e
             else:
                 w = min(e, i + window)
                 window *= 4  # long deep runs (a slow handshake) convert in growing steps

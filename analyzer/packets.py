@@ -34,9 +34,10 @@ LINKTYPE_NAMES = {
 }
 VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)
 # a block whose connections' runs average fewer packets than this (a SYN flood, a scan) reaches the
-# per-packet loop as Python lists converted once for the block; other blocks a window per run
+# per-packet loop as Python lists converted LIST_CHUNK packets at a time; other blocks a window per run
 # (analyzer/engine.py; here, not there, so that the tests can move it: tests/test_packet_loop.py)
 SHORT_RUNS = 8
+LIST_CHUNK = 4096  # packets of such a block converted at a time (65,536 as lists would hold ~19 MB)
 IPV6_EXT = {0, 43, 44, 51, 60, 135, 139, 140}
 
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from analyzer.capture.reader import CaptureReader, DecryptionSecrets
 from analyzer.engine import Engine
-from analyzer.packets import LINKTYPE_NAMES, SkimStats
+from analyzer.packets import LINKTYPE_NAMES, SkimStats, release_buffer
 from analyzer.tcp.flow import Flow
 
 if TYPE_CHECKING:
@@ -124,6 +124,7 @@ def scan_group(
         if info.last_ts_ns is not None:
             last_ts = info.last_ts_ns if last_ts is None else max(last_ts, info.last_ts_ns)
         reader.close()
+    release_buffer()  # the header pass is over: its buffer need not stay through the survey and the rows
     flows = engine.retired + list(engine.flows.values())
     heads, tails = engine.ends if engine.ends is not None else ({}, {})  # those of spilled connections
     for f in sorted(flows, key=lambda f: (f.file_index, f.first_frame)) if summarise else ():
