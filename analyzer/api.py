@@ -104,7 +104,7 @@ def _run(
         result = _analyze(paths, tls_ports, progress, trust, keylogs, jobs, sink, details)
     finally:
         clear_shared()
-        release_buffer()
+        release_buffer()  # scan_group hands it back when its pass ends; this covers a pass that raised
         if gc_was_enabled:
             gc.enable()
     return result

@@ -92,7 +92,7 @@ class Engine:
             if short and e > chunk_end:  # the next piece of the block's columns, from this run on
                 chunk_at, chunk_end = s, min(len(cols), max(e, s + packets.LIST_CHUNK))
                 chunk = _as_lists(cols, chunk_at, chunk_end)
-            self._run(key, flow, cols, data, s, e, chunk if short else None, chunk_at)
+            self._run(key, flow, cols, data, s, e, chunk, chunk_at)  # chunk stays None unless short
         if self.spill:
             now = max(tsmax)
             if now > self.now:
